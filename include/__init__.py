@@ -1,0 +1,1 @@
+"""clef-campaign domain code: everything an evaluation campaign needs, importable without Airflow."""
