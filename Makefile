@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine that has Python 3.11:
+#   make test   the whole test suite
+#   make demo   S3, SMTP and Airflow standalone on loopback with this project's DAGs
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements-installed
+NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
+WORDNET := $(NLTK_DATA)/corpora/wordnet/lexnames
+export NLTK_DATA
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: test demo venv wordnet benchmarks clean-demo
+
+venv: $(STAMP)
+
+# Reinstall only when requirements.txt or constraints.txt changed.
+$(STAMP): requirements.txt constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	@touch $@
+
+# WordNet 3.0 for METEOR, from Debian's packages (NLTK's downloader cannot reach its server here).
+wordnet: $(WORDNET)
+$(WORDNET): scripts/install_wordnet.sh
+	bash scripts/install_wordnet.sh $(NLTK_DATA)
+
+test: $(STAMP) $(WORDNET)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP) $(WORDNET)
+	$(BIN)/python -m include.devstack
+
+benchmarks: $(STAMP) $(WORDNET)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean-demo:
+	rm -rf .demo

@@ -1,0 +1,458 @@
+"""The campaign file: a typed model of one evaluation campaign and a loader whose errors explain themselves.
+
+A campaign file (YAML, see ``include/campaigns/imageclef2025.yaml``) describes the lab, its
+organizers, a global schedule, and its tasks; each task may override any global milestone and the
+run-size limits. ``load_campaign`` returns a :class:`Campaign` or raises :class:`ConfigError`, which
+lists every problem found, each with the file, the path inside it (``tasks[3].schedule.run_deadline``),
+the line, and what was expected.
+
+Dates: a milestone written as a date is a day in the campaign's time zone. Openings and releases
+happen at the start of that day, deadlines and closings at its last second; a milestone written with
+a time happens at that time (in the campaign's time zone unless it carries an offset).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+
+# The milestones of a campaign in the order they must happen, with when a bare date fires:
+# "start" = 00:00:00 of that day, "end" = 23:59:59 of that day.
+MILESTONES: dict[str, str] = {
+    "registration_opens": "start",
+    "dev_data_release": "start",
+    "test_data_release": "start",
+    "registration_closes": "end",
+    "run_deadline": "end",
+    "results_release": "start",
+    "working_notes_deadline": "end",
+    "notification": "start",
+    "camera_ready": "end",
+    "conference_start": "start",
+    "conference_end": "end",
+}
+
+# Pairs (earlier, later) that must hold for every task's effective schedule. Registration may
+# close before or after the data releases, so it is only ordered against opening and the deadline.
+ORDER_RULES: tuple[tuple[str, str], ...] = (
+    ("registration_opens", "registration_closes"),
+    ("registration_opens", "dev_data_release"),
+    ("dev_data_release", "test_data_release"),
+    ("test_data_release", "run_deadline"),
+    ("registration_closes", "run_deadline"),
+    ("run_deadline", "results_release"),
+    ("results_release", "working_notes_deadline"),
+    ("working_notes_deadline", "notification"),
+    ("notification", "camera_ready"),
+    ("camera_ready", "conference_start"),
+    ("conference_start", "conference_end"),
+)
+
+MILESTONE_LABELS: dict[str, str] = {
+    "registration_opens": "registration opens",
+    "registration_closes": "registration closes",
+    "dev_data_release": "development data release",
+    "test_data_release": "test data release",
+    "run_deadline": "run submission deadline",
+    "results_release": "release of processed results",
+    "working_notes_deadline": "working-notes deadline",
+    "notification": "notification of acceptance",
+    "camera_ready": "camera-ready working notes",
+    "conference_start": "conference starts",
+    "conference_end": "conference ends",
+}
+
+SLUG = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+Moment = dt.date | dt.datetime
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Person(_Strict):
+    name: str = Field(min_length=1)
+    email: EmailStr
+    affiliation: str | None = None
+    role: str | None = None
+
+
+class Schedule(_Strict):
+    """The global schedule: every milestone is required."""
+
+    registration_opens: Moment
+    registration_closes: Moment
+    dev_data_release: Moment
+    test_data_release: Moment
+    run_deadline: Moment
+    results_release: Moment
+    working_notes_deadline: Moment
+    notification: Moment
+    camera_ready: Moment
+    conference_start: Moment
+    conference_end: Moment
+
+
+class ScheduleOverride(_Strict):
+    """A task's own dates: any milestone it gives replaces the global one for that task."""
+
+    registration_opens: Moment | None = None
+    registration_closes: Moment | None = None
+    dev_data_release: Moment | None = None
+    test_data_release: Moment | None = None
+    run_deadline: Moment | None = None
+    results_release: Moment | None = None
+    working_notes_deadline: Moment | None = None
+    notification: Moment | None = None
+    camera_ready: Moment | None = None
+    conference_start: Moment | None = None
+    conference_end: Moment | None = None
+
+
+class RunLimits(_Strict):
+    """Bounds on one submitted run, applied before anything is parsed (hostile uploads)."""
+
+    max_bytes: int = Field(default=512 * 1024**2, gt=0)
+    max_uncompressed_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_compression_ratio: float = Field(default=200.0, gt=1)
+    max_members: int = Field(default=100_000, gt=0)
+
+
+class RunLimitsOverride(_Strict):
+    max_bytes: int | None = Field(default=None, gt=0)
+    max_uncompressed_bytes: int | None = Field(default=None, gt=0)
+    max_compression_ratio: float | None = Field(default=None, gt=1)
+    max_members: int | None = Field(default=None, gt=0)
+
+
+class Reminders(_Strict):
+    """When working-notes reminders go out, in whole days before each milestone."""
+
+    working_notes_days_before: tuple[int, ...] = (14, 7, 1)
+    on_notification: bool = True
+    camera_ready_days_before: tuple[int, ...] = (3,)
+
+    @field_validator("working_notes_days_before", "camera_ready_days_before")
+    @classmethod
+    def _positive_days(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if any(day < 0 for day in days):
+            raise ValueError("reminder offsets are whole days before the milestone, 0 or more")
+        return tuple(sorted(set(days), reverse=True))
+
+
+class Links(_Strict):
+    """Lifetimes of the presigned links participants receive (S3 SigV4 caps both at 7 days)."""
+
+    download_expiry_hours: int = Field(default=168, gt=0, le=168)
+    upload_expiry_hours: int = Field(default=168, gt=0, le=168)
+
+
+class Task(_Strict):
+    id: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1)
+    group: str | None = None
+    url: str | None = None
+    run_format: str
+    metrics: tuple[str, ...] = Field(min_length=1)
+    runs_allowed: int = Field(ge=1)
+    requires_agreement: bool = False
+    organizers: tuple[Person, ...] = ()
+    schedule: ScheduleOverride = ScheduleOverride()
+    run_limits: RunLimitsOverride = RunLimitsOverride()
+    metric_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+
+class Campaign(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    lab: str = Field(min_length=1)
+    website: str | None = None
+    registration_url: str | None = None
+    timezone: str
+    organizers: tuple[Person, ...] = Field(min_length=1)
+    contact_email: EmailStr
+    announce_to: tuple[EmailStr, ...] = ()
+    schedule: Schedule
+    reminders: Reminders = Reminders()
+    links: Links = Links()
+    run_limits: RunLimits = RunLimits()
+    tasks: tuple[Task, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r}: use an IANA name such as 'UTC', 'Europe/Madrid' or 'Etc/GMT+12' (Anywhere on Earth)"
+            ) from None
+        return name
+
+    # --- derived views -------------------------------------------------------------------------
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(f"no task {task_id!r} in campaign {self.id}; tasks: {', '.join(self.task_ids)}")
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [task.id for task in self.tasks]
+
+    def raw_milestone(self, milestone: str, task: Task | str | None = None) -> Moment:
+        """The milestone as written: the task's override if it has one, else the global value."""
+        if isinstance(task, str):
+            task = self.task(task)
+        if task is not None:
+            override = getattr(task.schedule, milestone)
+            if override is not None:
+                return override
+        return getattr(self.schedule, milestone)
+
+    def milestone_time(self, milestone: str, task: Task | str | None = None) -> dt.datetime:
+        """When a milestone happens, as an aware datetime in the campaign's time zone."""
+        return to_moment(self.raw_milestone(milestone, task), MILESTONES[milestone], self.zone)
+
+    def task_run_limits(self, task: Task | str) -> RunLimits:
+        if isinstance(task, str):
+            task = self.task(task)
+        overrides = {k: v for k, v in task.run_limits.model_dump().items() if v is not None}
+        return self.run_limits.model_copy(update=overrides)
+
+
+def to_moment(value: Moment, when: str, zone: ZoneInfo) -> dt.datetime:
+    """A date becomes the start or the last second of that day in ``zone``; a datetime keeps its time."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
+    clock = dt.time(0, 0, 0) if when == "start" else dt.time(23, 59, 59)
+    return dt.datetime.combine(value, clock, tzinfo=zone)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    location: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.location or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in one campaign file, each naming its place in the file."""
+
+    def __init__(self, source: str, issues: Iterable[ConfigIssue]):
+        self.source = source
+        self.issues = list(issues)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        count = len(self.issues)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} in the campaign file"
+        return "\n".join([head] + ["  " + issue.render(self.source) for issue in self.issues])
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read, validate and cross-check a campaign file; raise :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, [ConfigIssue("", "file not found")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"not UTF-8 text (byte {exc.start})")]) from None
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read the file: {exc.strerror}")]) from None
+    return parse_campaign(text, source)
+
+
+def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
+    data, lines = _read_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigIssue("", "the file must be a mapping of campaign fields (id, name, schedule, tasks, ...)")])
+    issues = _check_duplicate_task_ids(data, lines)
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, issues + [_issue_from_pydantic(err, lines) for err in exc.errors()]) from None
+    issues += _check_schedule(campaign, lines) + _check_registries(campaign, lines)
+    if issues:
+        raise ConfigError(source, issues)
+    return campaign
+
+
+def _check_duplicate_task_ids(data: dict[str, Any], lines: dict[str, int]) -> list[ConfigIssue]:
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        return []
+    seen: dict[str, int] = {}
+    issues: list[ConfigIssue] = []
+    for index, task in enumerate(tasks):
+        task_id = task.get("id") if isinstance(task, dict) else None
+        if not isinstance(task_id, str):
+            continue
+        if task_id in seen:
+            location = f"tasks[{index}].id"
+            issues.append(ConfigIssue(location, f"duplicate task id {task_id!r}: tasks[{seen[task_id]}] has it already", _line_for(location, lines)))
+        else:
+            seen[task_id] = index
+    return issues
+
+
+def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, [ConfigIssue("", f"not valid YAML: {exc.problem}", line)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"not valid YAML: {exc}")]) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _index_lines(node, "", lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+    """Map every path inside the document (``tasks[3].schedule.run_deadline``) to its 1-based line."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            _index_lines(value_node, child, lines)
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, f"{path}[{index}]", lines)
+
+
+def _location(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _line_for(location: str, lines: dict[str, int]) -> int | None:
+    while location:
+        if location in lines:
+            return lines[location]
+        location = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", location)
+    return None
+
+
+_EXPECTATIONS = {
+    "missing": "this field is required",
+    "extra_forbidden": "unknown field (check its spelling)",
+    "date_from_datetime_parsing": "expected a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS)",
+    "datetime_from_date_parsing": "expected a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS)",
+}
+
+
+def _issue_from_pydantic(error: dict[str, Any], lines: dict[str, int]) -> ConfigIssue:
+    parts = [p for p in error["loc"] if p not in ("date", "datetime", "function-after[_positive_days(), tuple[int, ...]]")]
+    # Union members (date | datetime) add their type name to the location; drop those.
+    parts = [p for p in parts if not (isinstance(p, str) and p in {"date", "datetime"})]
+    location = _location(parts)
+    message = error["msg"]
+    if error["type"] in _EXPECTATIONS:
+        message = _EXPECTATIONS[error["type"]]
+    elif error["type"] == "string_pattern_mismatch":
+        message = f"{message} (got {error.get('input')!r}; ids use lower-case letters, digits and '-')"
+    elif error["type"] == "value_error":
+        message = str(error.get("ctx", {}).get("error", message))
+        if "email" in location or "announce_to" in location or "contact_email" in location:
+            message = f"malformed e-mail address {error.get('input')!r}: {message}"
+    elif "input" in error and error["type"] not in ("missing",):
+        message = f"{message} (got {error['input']!r})"
+    return ConfigIssue(location, message, _line_for(location, lines))
+
+
+def _check_schedule(campaign: Campaign, lines: dict[str, int]) -> list[ConfigIssue]:
+    """Milestones out of order, for the global schedule and for each task's effective schedule."""
+    issues: list[ConfigIssue] = []
+    reported: set[tuple[str, str, str, str]] = set()
+    for task in (None, *campaign.tasks):
+        for earlier, later in ORDER_RULES:
+            first = campaign.milestone_time(earlier, task)
+            second = campaign.milestone_time(later, task)
+            if first <= second:
+                continue
+            raw_first, raw_second = campaign.raw_milestone(earlier, task), campaign.raw_milestone(later, task)
+            key = (earlier, later, str(raw_first), str(raw_second))
+            if key in reported:
+                continue  # a global error repeats in every task that does not override it
+            reported.add(key)
+            location = _owner_of(campaign, task, later)
+            issues.append(
+                ConfigIssue(
+                    location,
+                    f"milestones out of order: {MILESTONE_LABELS[earlier]} ({earlier}: {raw_first}) must come "
+                    f"before {MILESTONE_LABELS[later]} ({later}: {raw_second})"
+                    + (f" for task {task.id}" if task is not None else ""),
+                    _line_for(location, lines),
+                )
+            )
+    return issues
+
+
+def _owner_of(campaign: Campaign, task: Task | None, milestone: str) -> str:
+    if task is not None and getattr(task.schedule, milestone) is not None:
+        return f"tasks[{campaign.tasks.index(task)}].schedule.{milestone}"
+    return f"schedule.{milestone}"
+
+
+def _check_registries(campaign: Campaign, lines: dict[str, int]) -> list[ConfigIssue]:
+    """Run formats and metrics must exist, and each metric must apply to its task's run format."""
+    from include.metrics.registry import METRICS, metric_names
+    from include.schemas import format_names
+
+    formats = format_names()
+    issues: list[ConfigIssue] = []
+    for index, task in enumerate(campaign.tasks):
+        if task.run_format not in formats:
+            location = f"tasks[{index}].run_format"
+            issues.append(ConfigIssue(location, f"unknown run format {task.run_format!r}; known formats: {', '.join(formats)}", _line_for(location, lines)))
+        for position, name in enumerate(task.metrics):
+            location = f"tasks[{index}].metrics[{position}]"
+            if name not in METRICS:
+                issues.append(ConfigIssue(location, f"unknown metric {name!r}; known metrics: {', '.join(metric_names())}", _line_for(location, lines)))
+            elif task.run_format in formats and task.run_format not in METRICS[name].formats:
+                issues.append(
+                    ConfigIssue(
+                        location,
+                        f"metric {name!r} does not apply to run format {task.run_format!r} (it scores {', '.join(METRICS[name].formats)})",
+                        _line_for(location, lines),
+                    )
+                )
+    return issues

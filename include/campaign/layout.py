@@ -1,0 +1,111 @@
+"""The object-store key layout: the one place that knows where every kind of object lives.
+
+Every key starts with the campaign id, so several campaigns can share one bucket::
+
+    <campaign>/staging/<task>/<split>/…        data as organizers stage it (private)
+    <campaign>/gold/<task>/<split>/…           ground truth (private, never released)
+    <campaign>/releases/<task>/<split>/…       what participants may download (presigned links)
+    <campaign>/registrations/inbox/…           registrations as they arrive
+    <campaign>/registrations/teams/<team>…     accepted registrations
+    <campaign>/registrations/rejected/…        refused registrations with the reason
+    <campaign>/submissions/<task>/<team>/…     participants' uploads (presigned PUT)
+    <campaign>/collected/<task>/…              frozen runs at the deadline + manifest with sha256
+    <campaign>/evaluations/<task>/<version>/…  validation reports, per-run and per-item scores, lineage
+    <campaign>/leaderboards/<task>/…           exports per evaluation version
+    <campaign>/public/leaderboards/<task>/…    leaderboards once results are published
+    <campaign>/outbox/<purpose>/<milestone>/<recipient>   one marker per e-mail sent
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SPLITS = ("dev", "test")
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]*$")
+
+
+class UnsafeKeyError(ValueError):
+    """A key segment that could escape its prefix (``..``, ``/``) or is empty."""
+
+
+def segment(value: str) -> str:
+    """One path segment of a key: refuses slashes, ``..`` and anything outside a safe alphabet."""
+    text = str(value)
+    if not _SAFE_SEGMENT.match(text) or ".." in text:
+        raise UnsafeKeyError(f"{text!r} cannot be part of an object key (letters, digits and ._@+=- only)")
+    return text
+
+
+@dataclass(frozen=True)
+class Layout:
+    campaign: str
+
+    def _key(self, *parts: str) -> str:
+        return "/".join([segment(self.campaign), *parts])
+
+    # data
+    def staging(self, task: str, split: str) -> str:
+        return self._key("staging", segment(task), _split(split)) + "/"
+
+    def staging_manifest(self, task: str, split: str) -> str:
+        return self.staging(task, split) + "MANIFEST.json"
+
+    def gold(self, task: str, split: str = "test") -> str:
+        return self._key("gold", segment(task), _split(split)) + "/"
+
+    def releases(self, task: str, split: str) -> str:
+        return self._key("releases", segment(task), _split(split)) + "/"
+
+    # registrations
+    def registrations_inbox(self) -> str:
+        return self._key("registrations", "inbox") + "/"
+
+    def registrations_rejected(self) -> str:
+        return self._key("registrations", "rejected") + "/"
+
+    def registrations_teams(self) -> str:
+        return self._key("registrations", "teams") + "/"
+
+    def team_record(self, team_id: str) -> str:
+        return self._key("registrations", "teams", segment(team_id) + ".json")
+
+    def registrations_snapshots(self) -> str:
+        return self._key("registrations", "snapshots") + "/"
+
+    def approvals(self) -> str:
+        return self._key("registrations", "approvals") + "/"
+
+    # runs
+    def submissions(self, task: str, team_id: str | None = None) -> str:
+        base = self._key("submissions", segment(task)) + "/"
+        return base + (segment(team_id) + "/" if team_id else "")
+
+    def collected(self, task: str) -> str:
+        return self._key("collected", segment(task)) + "/"
+
+    def collection_manifest(self, task: str) -> str:
+        return self.collected(task) + "manifest.json"
+
+    def evaluations(self, task: str, version: str | None = None) -> str:
+        base = self._key("evaluations", segment(task)) + "/"
+        return base + (segment(version) + "/" if version else "")
+
+    def leaderboards(self, task: str, version: str | None = None) -> str:
+        base = self._key("leaderboards", segment(task)) + "/"
+        return base + (segment(version) + "/" if version else "")
+
+    def public_leaderboards(self, task: str) -> str:
+        return self._key("public", "leaderboards", segment(task)) + "/"
+
+    # mail
+    def outbox(self, purpose: str, milestone: str, recipient: str) -> str:
+        return self._key("outbox", segment(purpose), segment(milestone), segment(recipient.strip().lower()))
+
+    def outbox_prefix(self, purpose: str | None = None) -> str:
+        return self._key("outbox", segment(purpose)) + "/" if purpose else self._key("outbox") + "/"
+
+
+def _split(split: str) -> str:
+    if split not in SPLITS:
+        raise UnsafeKeyError(f"unknown data split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split

@@ -1,0 +1,31 @@
+"""``calendar CONFIG``: every milestone of every task in date order, in the campaign's zone and in UTC."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from include.campaign.calendar import format_moment, milestone_events, reminder_events
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("calendar", help="list every milestone of every task in date order")
+    parser.add_argument("config", help="the campaign file (YAML)")
+    parser.add_argument("--reminders", action="store_true", help="also list the working-notes reminders")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from include.campaign.config import ConfigError, load_campaign
+
+    try:
+        campaign = load_campaign(args.config)
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    events = milestone_events(campaign)
+    if args.reminders:
+        events = sorted(events + reminder_events(campaign), key=lambda e: e.moment_utc)
+    print(f"{campaign.name}: {len(events)} milestones ({campaign.timezone} | UTC)")
+    for event in events:
+        print(f"{format_moment(event.moment)} | {format_moment(event.moment_utc)} | {event.label}: {', '.join(event.task_ids)}")
+    return 0

@@ -1,0 +1,213 @@
+"""The embedded stack on loopback: a moto S3 server, an SMTP server that records mail, and Airflow standalone.
+
+``python -m include.devstack`` (what ``make demo`` runs) starts all three on 127.0.0.1, creates the
+campaign bucket with versioning, points Airflow at this project's DAGs with the ``clef_s3`` and
+``smtp_default`` connections, prints the UI address and the admin password, and stops everything on
+Ctrl-C. The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
+demo talk to the same real servers.
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = PROJECT_ROOT / ".demo"
+DEMO_ACCESS_KEY = "clef-demo"
+DEMO_SECRET_KEY = "clef-demo-secret"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+# --- S3 ------------------------------------------------------------------------------------------
+
+
+def start_s3_server(port: int = 0):
+    """A moto S3 server in a thread on 127.0.0.1; returns (server, endpoint_url)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return server, f"http://{host}:{bound_port}"
+
+
+def s3_connection_json(endpoint_url: str, access_key: str = DEMO_ACCESS_KEY, secret_key: str = DEMO_SECRET_KEY) -> str:
+    """The ``clef_s3`` Airflow connection as JSON (``AIRFLOW_CONN_CLEF_S3``)."""
+    return json.dumps(
+        {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"}}
+    )
+
+
+def smtp_connection_json(host: str, port: int, sender: str = "clef-campaign@localhost") -> str:
+    """The ``smtp_default`` Airflow connection as JSON (``AIRFLOW_CONN_SMTP_DEFAULT``)."""
+    return json.dumps(
+        {"conn_type": "smtp", "host": host, "port": port, "extra": {"from_email": sender, "disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 3}}
+    )
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedMessage:
+    sender: str
+    recipients: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def body(self) -> str:
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+
+@dataclass
+class MailRecorder:
+    """An aiosmtpd handler that keeps every message it receives, and optionally writes it to a folder."""
+
+    folder: Path | None = None
+    messages: list[RecordedMessage] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        raw = envelope.original_content or envelope.content
+        record = RecordedMessage(envelope.mail_from, list(envelope.rcpt_tos), bytes(raw))
+        with self._lock:
+            self.messages.append(record)
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                name = f"{stamp}-{len(self.messages):05d}-{_safe(record.recipients[0] if record.recipients else 'unknown')}.eml"
+                (self.folder / name).write_bytes(record.raw)
+        return "250 Message accepted for delivery"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def to(self, recipient: str) -> list[RecordedMessage]:
+        return [m for m in self.messages if recipient.lower() in (r.lower() for r in m.recipients)]
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "@._-" else "_" for c in text)[:80]
+
+
+def start_smtp_server(recorder: MailRecorder, port: int = 0):
+    """An aiosmtpd server on 127.0.0.1; returns (controller, port)."""
+    from aiosmtpd.controller import Controller
+
+    port = port or free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, port
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__PORT": env.get("CLEF_DEMO_UI_PORT", "8080"),
+            "AIRFLOW_CONN_CLEF_S3": s3_json,
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
+            "CLEF_BUCKET": bucket,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
+        }
+    )
+    return env
+
+
+def create_bucket(endpoint_url: str, bucket: str) -> None:
+    from include.campaign.store import ObjectStore, S3Settings
+
+    settings = S3Settings(bucket=bucket, endpoint_url=endpoint_url, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY)
+    ObjectStore(settings).ensure_bucket(versioning=True)
+
+
+def wait_for_password(airflow_home: Path, timeout: float = 180.0) -> str | None:
+    path = airflow_home / "simple_auth_manager_passwords.json.generated"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file():
+            try:
+                return json.loads(path.read_text()).get("admin")
+            except json.JSONDecodeError:
+                pass
+        time.sleep(1)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Start S3, SMTP and Airflow standalone on loopback with this project's DAGs.")
+    parser.add_argument("--bucket", default=os.environ.get("CLEF_BUCKET", "clef-campaign"))
+    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("CLEF_DEMO_S3_PORT", "0")))
+    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("CLEF_DEMO_SMTP_PORT", "0")))
+    args = parser.parse_args(argv)
+
+    airflow_home = DEMO_DIR / "airflow"
+    mail_dir = DEMO_DIR / "mail"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    s3_server, endpoint = start_s3_server(args.s3_port)
+    create_bucket(endpoint, args.bucket)
+    recorder = MailRecorder(folder=mail_dir)
+    smtp, smtp_port = start_smtp_server(recorder, args.smtp_port)
+    env = airflow_environment(airflow_home, s3_connection_json(endpoint), smtp_connection_json("127.0.0.1", smtp_port), args.bucket)
+    print(f"S3 (moto) at {endpoint}, bucket {args.bucket} (versioned); access key {DEMO_ACCESS_KEY}", flush=True)
+    print(f"SMTP on 127.0.0.1:{smtp_port}; every message lands in {mail_dir}", flush=True)
+    print("Starting Airflow standalone (first start migrates its database: a minute or two)...", flush=True)
+    log = (DEMO_DIR / "airflow-standalone.log").open("ab")
+    airflow = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        password = wait_for_password(airflow_home)
+        ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+        print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
+        print(f"Airflow's own log: {DEMO_DIR / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
+        while airflow.poll() is None:
+            time.sleep(1)
+        print(f"airflow standalone exited with code {airflow.returncode}; see {DEMO_DIR / 'airflow-standalone.log'}", file=sys.stderr)
+        return airflow.returncode or 1
+    except KeyboardInterrupt:
+        print("\nStopping Airflow, SMTP and S3...", flush=True)
+        return 0
+    finally:
+        if airflow.poll() is None:
+            os.killpg(airflow.pid, signal.SIGTERM)
+            try:
+                airflow.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(airflow.pid, signal.SIGKILL)
+        smtp.stop()
+        s3_server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
