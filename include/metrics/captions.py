@@ -1,0 +1,87 @@
+"""Caption prediction, lexical part: ROUGE-1 F (rouge-score) and BLEU (sacrebleu).
+
+Both follow the organizers' preprocessing before scoring: lower-case, every run of digits
+replaced by the word ``number``, ASCII punctuation stripped. Per image, a prediction and a
+gold caption that are both empty after preprocessing score 1. A gold image the run does not
+caption counts as an empty prediction.
+"""
+from __future__ import annotations
+
+import re
+import string
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from include.metrics.result import MetricResult
+
+_DIGIT_RUNS = re.compile(r"\d+")
+_STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def preprocess_caption(caption: str) -> str:
+    """The organizers' caption normalisation: lower-case, digits to ``number``, no punctuation."""
+    return _DIGIT_RUNS.sub("number", caption.lower()).translate(_STRIP_PUNCTUATION)
+
+
+def caption_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """Preprocessed ``gold`` and ``predicted`` captions indexed by gold ID, or None without gold."""
+    if "captions" not in gold:
+        return None
+    gold_captions = gold["captions"].assign(ID=lambda t: t["ID"].astype(str)).set_index("ID")["Caption"]
+    predicted = run.assign(ID=lambda t: t["ID"].astype(str)).drop_duplicates("ID").set_index("ID")["Caption"]
+    predicted = predicted.reindex(gold_captions.index).fillna("")
+    return pd.DataFrame({
+        "gold": [preprocess_caption(str(c)) for c in gold_captions.fillna("")],
+        "predicted": [preprocess_caption(str(c)) for c in predicted],
+    }, index=gold_captions.index)
+
+
+def caption_rouge1(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mapping[str, Any]) -> MetricResult:
+    """Mean per-image ROUGE-1 F-measure without stemming."""
+    pairs = caption_pairs(run, gold)
+    if pairs is None:
+        return MetricResult.missing("the gold folder has no captions table (captions.csv)")
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=False)
+    values = [
+        1.0 if _both_empty(g, p) else scorer.score(g, p)["rouge1"].fmeasure
+        for g, p in zip(pairs["gold"], pairs["predicted"])
+    ]
+    return _mean_result(values, pairs.index, "rouge1")
+
+
+def caption_bleu(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mapping[str, Any]) -> MetricResult:
+    """BLEU on a 0-1 scale: the mean of per-image BLEU (organizers' rule) or one corpus BLEU."""
+    pairs = caption_pairs(run, gold)
+    if pairs is None:
+        return MetricResult.missing("the gold folder has no captions table (captions.csv)")
+    aggregation = options.get("caption_bleu_aggregation", "mean_of_images")
+    if aggregation not in ("mean_of_images", "corpus"):
+        raise ValueError(f"caption_bleu_aggregation must be 'mean_of_images' or 'corpus', not {aggregation!r}")
+    from include.metrics.bleu import bleu_statistics, corpus_bleu, sentence_bleus
+
+    # Preprocessing already removed punctuation, so tokens are the whitespace-separated words,
+    # as the organizers' word_tokenize gives them; no smoothing, as in their NLTK method0.
+    stats = bleu_statistics(list(pairs["predicted"]), list(pairs["gold"]), tokenize="none",
+                            max_order=int(options.get("caption_bleu_max_order", 4)))
+    per_image = sentence_bleus(stats, smooth_method="none", effective_order=False) / 100.0
+    both_empty = np.array([_both_empty(g, p) for g, p in zip(pairs["gold"], pairs["predicted"])], dtype=bool)
+    per_image[both_empty] = 1.0
+    result = _mean_result(per_image.tolist(), pairs.index, "bleu")
+    if aggregation == "corpus" and result.computed:
+        result.value = corpus_bleu(stats, smooth_method="none") / 100.0
+    return result
+
+
+def _both_empty(gold_caption: str, predicted_caption: str) -> bool:
+    return not gold_caption.split() and not predicted_caption.split()
+
+
+def _mean_result(values: list[float], index: pd.Index, name: str) -> MetricResult:
+    if not values:
+        return MetricResult.missing("the gold captions table is empty")
+    per_image = pd.Series(values, index=index, name=name, dtype=float)
+    return MetricResult(value=float(np.mean(per_image.to_numpy())), per_item=per_image)
