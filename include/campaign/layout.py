@@ -78,7 +78,7 @@ class Layout:
     # runs
     def submissions(self, task: str, team_id: str | None = None) -> str:
         base = self._key("submissions", segment(task)) + "/"
-        return base + (segment(team_id) + "/" if team_id else "")
+        return base + (segment(team_id) + "/" if team_id is not None else "")
 
     def collected(self, task: str) -> str:
         return self._key("collected", segment(task)) + "/"
@@ -88,11 +88,11 @@ class Layout:
 
     def evaluations(self, task: str, version: str | None = None) -> str:
         base = self._key("evaluations", segment(task)) + "/"
-        return base + (segment(version) + "/" if version else "")
+        return base + (segment(version) + "/" if version is not None else "")
 
     def leaderboards(self, task: str, version: str | None = None) -> str:
         base = self._key("leaderboards", segment(task)) + "/"
-        return base + (segment(version) + "/" if version else "")
+        return base + (segment(version) + "/" if version is not None else "")
 
     def public_leaderboards(self, task: str) -> str:
         return self._key("public", "leaderboards", segment(task)) + "/"

@@ -241,7 +241,10 @@ class ObjectStore:
                     )
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("list versions of", prefix, exc) from None
-        versions.sort(key=lambda v: (v.key, v.last_modified))
+        # S3 lists each key's versions newest first; timestamps have only second resolution, so
+        # keep the store's own order (reversed) rather than sorting by time.
+        versions.reverse()
+        versions.sort(key=lambda v: v.key)
         return versions
 
     # --- links ----------------------------------------------------------------------------------

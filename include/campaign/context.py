@@ -1,0 +1,48 @@
+"""Everything a stage needs to act on one campaign: the config, the store, the key layout, the outbox, the clock.
+
+DAG tasks build a :class:`CampaignContext` from Airflow connections; tests and the command line build
+it from settings. Domain functions take it as their first argument and never look anything up
+themselves, so the same function runs under Airflow, in a test, or from the shell.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from include.campaign.config import Campaign, load_campaign
+from include.campaign.layout import Layout
+from include.campaign.mail import Outbox, SmtpSender, SmtpSettings
+from include.campaign.store import ObjectStore, S3Settings
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class CampaignContext:
+    campaign: Campaign
+    store: ObjectStore
+    smtp: SmtpSettings
+    clock: Callable[[], dt.datetime] = field(default=utc_now)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.campaign.id)
+
+    @property
+    def outbox(self) -> Outbox:
+        return Outbox(self.store, self.layout, SmtpSender(self.smtp))
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @classmethod
+    def from_settings(cls, campaign_file: str | Path, s3: S3Settings, smtp: SmtpSettings) -> "CampaignContext":
+        return cls(load_campaign(campaign_file), ObjectStore(s3), smtp)
+
+    @classmethod
+    def from_env(cls, campaign_file: str | Path) -> "CampaignContext":
+        return cls.from_settings(campaign_file, S3Settings.from_env(), SmtpSettings.from_env())
