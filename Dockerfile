@@ -1,0 +1,21 @@
+# The clef-campaign Airflow image: the official Airflow image plus this project's requirements and code.
+# docker-compose.yaml builds it for every Airflow service; for Kubernetes, push it to a registry and
+# name it in deploy/helm-values.yaml. The base tag pins Airflow and Python; tests/deploy checks that it
+# matches the apache-airflow pin in requirements.txt.
+FROM apache/airflow:3.3.2-python3.11
+
+# The image installs Python packages as its `airflow` user. Naming apache-airflow==${AIRFLOW_VERSION}
+# (set by the base image) stops pip from moving Airflow while it resolves our requirements.
+USER airflow
+COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airflow/requirements.txt
+
+# The code travels with the image (what the Helm chart runs); docker-compose.yaml mounts the same
+# folders over these copies so that edits show up without a rebuild.
+COPY --chown=airflow:0 include/ /opt/airflow/include/
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:0 deploy/ensure_bucket.py /opt/airflow/deploy/ensure_bucket.py
+
+# `import include.campaign...` works in every component and task.
+ENV PYTHONPATH=/opt/airflow

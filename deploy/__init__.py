@@ -1,0 +1,1 @@
+"""Deployment helpers: `.env` generation for docker-compose and the campaign bucket's setup."""

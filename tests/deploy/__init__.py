@@ -1,0 +1,1 @@
+"""Deployment checks: docker-compose.yaml, deploy/, the Dockerfile and the Helm values."""
