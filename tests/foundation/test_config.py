@@ -96,7 +96,7 @@ def test_errors_carry_the_line_number(tmp_path):
 
 
 def test_broken_yaml_and_wrong_shapes_are_explained():
-    with pytest.raises(ConfigError, match=r"<campaign>:2: .*not valid YAML"):
+    with pytest.raises(ConfigError, match=r"<campaign>:3: .*not valid YAML"):
         parse_campaign("id: x\nname: [\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         parse_campaign("- just\n- a list\n")

@@ -1,0 +1,139 @@
+"""Registration DAGs for every campaign file: opening and closing, the 15-minute intake, and agreement approvals."""
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param, task
+from airflow.timetables.trigger import CronTriggerTimetable
+from dags.clef_dag_support.runtime import (
+    campaign_context,
+    dag_kwargs,
+    events_at,
+    events_timetable,
+    first_moment,
+    logical_date_of,
+    milestone_table,
+    valid_campaigns,
+)
+
+from include.campaign.calendar import milestone_events
+
+STAGE_MILESTONES = ("registration_opens", "registration_closes")
+
+
+def build_registration_dag(campaign_file: str, campaign) -> DAG:
+    events = milestone_events(campaign, STAGE_MILESTONES)
+    doc = f"""### {campaign.name}: registration
+
+**Opening** e-mails the announcement to the campaign's list and the organizers.
+**Closing** runs a last intake, freezes the team list (a CSV snapshot with its sha256 under
+`registrations/snapshots/`) and e-mails the organizers a summary per task.
+Between the two, `{campaign.id}_registration_intake` accepts registrations every 15 minutes.
+
+Fires on (a late deployment still fires the missed dates, in order):
+
+{milestone_table(events)}
+"""
+    with DAG(
+        schedule=events_timetable(events, "registration opens and closes"),
+        start_date=first_moment(events),
+        catchup=True,
+        **dag_kwargs(campaign, "registration", doc),
+    ) as dag:
+
+        @task.branch(task_id="which_milestone")
+        def which_milestone(**context) -> list[str]:
+            due = {event.milestone for event in events_at(events, logical_date_of(context))}
+            return [step for milestone, step in (("registration_opens", "announce_opening"), ("registration_closes", "close_registration")) if milestone in due]
+
+        @task(task_id="announce_opening")
+        def announce_opening(**context) -> dict:
+            from include.campaign import registration
+
+            due = [e for e in events_at(events, logical_date_of(context)) if e.milestone == "registration_opens"]
+            task_ids = sorted({t for e in due for t in e.task_ids})
+            return registration.announce_opening(campaign_context(campaign_file), task_ids)
+
+        @task(task_id="close_registration")
+        def close_registration(**context) -> dict:
+            from include.campaign import registration
+
+            due = [e for e in events_at(events, logical_date_of(context)) if e.milestone == "registration_closes"]
+            task_ids = sorted({t for e in due for t in e.task_ids})
+            return registration.close(campaign_context(campaign_file), task_ids)
+
+        which_milestone() >> [announce_opening(), close_registration()]
+    return dag
+
+
+def build_intake_dag(campaign_file: str, campaign) -> DAG:
+    opens = min(campaign.milestone_time("registration_opens", t) for t in campaign.tasks)
+    closes = max(campaign.milestone_time("registration_closes", t) for t in campaign.tasks)
+    doc = f"""### {campaign.name}: registration intake
+
+Every 15 minutes from {opens:%Y-%m-%d %H:%M %Z} to {closes:%Y-%m-%d %H:%M %Z}: validates each new
+registration under `registrations/inbox/`, gives the team a stable id, records it under
+`registrations/teams/`, and e-mails a confirmation (tasks, dates, next steps). Registrations that come
+too early, too late or malformed are moved to `registrations/rejected/` with the reason and answered.
+Teams that register after a data release get that release's links (once their agreement is approved,
+where the task needs one: see `{campaign.id}_agreement_approval`).
+"""
+    with DAG(
+        schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
+        start_date=opens,
+        end_date=closes,
+        catchup=False,
+        **dag_kwargs(campaign, "registration_intake", doc),
+    ) as dag:
+
+        @task(task_id="process_inbox")
+        def process_inbox() -> dict:
+            from include.campaign import registration
+
+            return registration.intake(campaign_context(campaign_file))
+
+        process_inbox()
+    return dag
+
+
+def build_approval_dag(campaign_file: str, campaign) -> DAG | None:
+    agreement_tasks = [t.id for t in campaign.tasks if t.requires_agreement]
+    if not agreement_tasks:
+        return None
+    doc = f"""### {campaign.name}: approve or reject a signed user agreement
+
+Trigger this DAG by hand (▶ with config) once you have checked a team's signed agreement for a task.
+The decision, who made it (your Airflow user) and your note are recorded under
+`registrations/approvals/`; an approved team immediately receives the links of any data already
+released for that task. Tasks that need an agreement: {', '.join(agreement_tasks)}.
+"""
+    with DAG(
+        schedule=None,
+        start_date=campaign.milestone_time("registration_opens"),
+        catchup=False,
+        params={
+            "team_id": Param("", type="string", minLength=1, title="Team id", description="The team's id as in its confirmation e-mail and under registrations/teams/."),
+            "task_id": Param(agreement_tasks[0], enum=agreement_tasks, title="Task", description="The task whose signed agreement you checked."),
+            "decision": Param("approve", enum=["approve", "reject"], title="Decision", description="Approve to give the team the task's data; reject to refuse it."),
+            "note": Param("", type="string", title="Note", description="Why (kept with the decision; a rejection's note is sent to the team)."),
+        },
+        **dag_kwargs(campaign, "agreement_approval", doc),
+    ) as dag:
+
+        @task(task_id="record_decision")
+        def record_decision(**context) -> dict:
+            from include.campaign import registration
+
+            params = context["params"]
+            user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
+            return registration.decide_agreement(
+                campaign_context(campaign_file), params["team_id"], params["task_id"], params["decision"] == "approve", user, params["note"]
+            )
+
+        record_decision()
+    return dag
+
+
+for _path, _campaign in valid_campaigns():
+    for _builder in (build_registration_dag, build_intake_dag, build_approval_dag):
+        _dag = _builder(str(_path), _campaign)
+        if _dag is not None:
+            globals()[_dag.dag_id] = _dag

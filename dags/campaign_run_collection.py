@@ -1,0 +1,70 @@
+"""Run-collection DAGs: at each task's deadline, freeze every run uploaded in time and e-mail receipts."""
+from __future__ import annotations
+
+from airflow.sdk import DAG, task
+from dags.clef_dag_support.runtime import (
+    asset,
+    asset_alias,
+    campaign_context,
+    dag_kwargs,
+    events_at,
+    events_timetable,
+    first_moment,
+    label_map_index,
+    logical_date_of,
+    milestone_table,
+    valid_campaigns,
+)
+
+from include.campaign.calendar import milestone_events
+
+
+def build_run_collection_dag(campaign_file: str, campaign) -> DAG:
+    events = milestone_events(campaign, ("run_deadline",))
+    doc = f"""### {campaign.name}: run collection
+
+At each task's run deadline (one mapped task instance per task):
+- for every registered team, the latest version of each run uploaded **at or before the deadline**
+  (the object store's own timestamp, not the upload link's) is copied to `collected/<task>/<team>/`,
+  with a manifest (team, run, size, sha256, upload time) at `collected/<task>/manifest.json`;
+- versions uploaded after the deadline are listed as late and not collected; uploads from teams not
+  registered for the task are refused; a team over its run limit keeps its latest runs and is told
+  which were dropped;
+- each team gets a receipt listing exactly what was collected;
+- the asset `{campaign.id}/runs/<task>` is updated, which starts `{campaign.id}_scoring`.
+
+Fires on:
+
+{milestone_table(events)}
+"""
+    alias = asset_alias(campaign.id, "runs")
+    with DAG(
+        schedule=events_timetable(events, "run submission deadlines"),
+        start_date=first_moment(events),
+        catchup=True,
+        **dag_kwargs(campaign, "run_collection", doc),
+    ) as dag:
+
+        @task(task_id="plan_collection")
+        def plan_collection(**context) -> list[dict]:
+            due = events_at(events, logical_date_of(context))
+            return [{"task_id": t, "label": t} for e in due for t in e.task_ids]
+
+        @task(task_id="collect_runs", map_index_template="{{ label }}", outlets=[alias])
+        def collect_runs(item: dict, **context) -> dict:
+            from include.campaign import collection
+
+            label_map_index(item["label"])
+            ctx = campaign_context(campaign_file)
+            manifest = collection.collect(ctx, item["task_id"])
+            manifest_key = ctx.layout.collection_manifest(item["task_id"])
+            context["outlet_events"][alias].add(asset(campaign.id, "runs", item["task_id"]), extra={"task": item["task_id"], "manifest_key": manifest_key})
+            return {"task": item["task_id"], "manifest_key": manifest_key, "collected": len(manifest.get("collected", [])), "late": len(manifest.get("late", []))}
+
+        collect_runs.expand(item=plan_collection())
+    return dag
+
+
+for _path, _campaign in valid_campaigns():
+    _dag = build_run_collection_dag(str(_path), _campaign)
+    globals()[_dag.dag_id] = _dag

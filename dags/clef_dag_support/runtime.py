@@ -1,0 +1,148 @@
+"""Campaign discovery, DAG defaults, timetables and the per-task campaign context for the DAG files.
+
+DAG files stay thin: each asks :func:`valid_campaigns` for the campaign files, builds one DAG per
+campaign with :func:`dag_kwargs`, and its tasks call the domain functions in ``include.campaign``
+with the context from :func:`campaign_context`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import pendulum
+
+from include.campaign.calendar import MilestoneEvent
+from include.campaign.config import Campaign, ConfigError, load_campaign
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CAMPAIGNS_DIR = PROJECT_ROOT / "include" / "campaigns"
+S3_CONN_ID = "clef_s3"
+SMTP_CONN_ID = "smtp_default"
+log = logging.getLogger(__name__)
+
+
+def campaigns_dir() -> Path:
+    return Path(os.environ.get("CLEF_CAMPAIGNS_DIR") or DEFAULT_CAMPAIGNS_DIR)
+
+
+def campaign_files() -> list[Path]:
+    return sorted(p for p in campaigns_dir().glob("*.yaml") if not p.name.startswith("_"))
+
+
+@lru_cache(maxsize=64)
+def _load(path: str, mtime: float) -> Campaign | ConfigError:
+    try:
+        return load_campaign(path)
+    except ConfigError as error:
+        return error
+
+
+def load_all() -> list[tuple[Path, Campaign | ConfigError]]:
+    return [(path, _load(str(path), path.stat().st_mtime)) for path in campaign_files()]
+
+
+def valid_campaigns() -> list[tuple[Path, Campaign]]:
+    """The campaign files that pass ``check``; broken ones get their own error DAG (campaign_file_check.py)."""
+    return [(path, result) for path, result in load_all() if isinstance(result, Campaign)]
+
+
+def retry_delay() -> dt.timedelta:
+    return dt.timedelta(seconds=float(os.environ.get("CLEF_RETRY_DELAY_SECONDS", "120")))
+
+
+def dag_kwargs(campaign: Campaign, stage: str, doc_md: str) -> dict:
+    """What every campaign DAG shares: id, owner, tags, retries, and its doc."""
+    return {
+        "dag_id": f"{campaign.id}_{stage}",
+        "description": f"{campaign.name}: {stage.replace('_', ' ')}",
+        "doc_md": doc_md,
+        "tags": ["clef-campaign", campaign.id, stage.replace("_", "-")],
+        "default_args": {
+            "owner": f"{campaign.id}-organizers",
+            "retries": 2,
+            "retry_delay": retry_delay(),
+            "retry_exponential_backoff": True,
+        },
+        "max_active_runs": 1,
+        "render_template_as_native_obj": True,
+    }
+
+
+def events_timetable(events: list[MilestoneEvent], description: str):
+    """Fire once per distinct milestone moment. A late deployment still fires missed ones (catchup)."""
+    # Import from airflow.timetables.events, not airflow.sdk: the latter breaks serialization in 3.3.2.
+    from airflow.timetables.events import EventsTimetable
+
+    moments = sorted({pendulum.instance(e.moment_utc) for e in events})
+    return EventsTimetable(event_dates=moments, restrict_to_events=True, presorted=True, description=description)
+
+
+def first_moment(events: list[MilestoneEvent]) -> pendulum.DateTime:
+    return pendulum.instance(min(e.moment_utc for e in events))
+
+
+def events_at(events: list[MilestoneEvent], moment: dt.datetime | None) -> list[MilestoneEvent]:
+    """The events due at a run's logical date (or, for a manual run with none, the latest past ones)."""
+    if moment is None:
+        moment = dt.datetime.now(dt.timezone.utc)
+    due = [e for e in events if e.moment_utc == moment]
+    if due:
+        return due
+    past = [e for e in events if e.moment_utc <= moment]
+    if not past:
+        return []
+    latest = max(e.moment_utc for e in past)
+    return [e for e in past if e.moment_utc == latest]
+
+
+def milestone_table(events: list[MilestoneEvent]) -> str:
+    """A Markdown table of the dates a DAG fires on, for its doc_md."""
+    rows = ["| when (UTC) | milestone | tasks |", "|---|---|---|"]
+    for event in events:
+        rows.append(f"| {event.moment_utc:%Y-%m-%d %H:%M:%S} | {event.label} | {', '.join(event.task_ids)} |")
+    return "\n".join(rows)
+
+
+def campaign_context(campaign_file: str):
+    """The campaign, the store and the mailer, from the ``clef_s3`` and ``smtp_default`` connections."""
+    from airflow.sdk import BaseHook
+
+    from include.campaign.context import CampaignContext
+    from include.campaign.mail import SmtpSettings
+    from include.campaign.store import ObjectStore, S3Settings
+
+    s3 = BaseHook.get_connection(S3_CONN_ID)
+    smtp = BaseHook.get_connection(SMTP_CONN_ID)
+    bucket = os.environ.get("CLEF_BUCKET", "clef-campaign")
+    s3_settings = S3Settings.from_connection(bucket=bucket, login=s3.login, password=s3.password, extra=s3.extra_dejson)
+    smtp_settings = SmtpSettings.from_connection(host=smtp.host, port=smtp.port, login=smtp.login, password=smtp.password, extra=smtp.extra_dejson)
+    return CampaignContext(load_campaign(campaign_file), ObjectStore(s3_settings), smtp_settings)
+
+
+def label_map_index(label: str) -> None:
+    """Name a mapped task instance in the grid (``map_index_template="{{ label }}"``)."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["label"] = label
+
+
+def asset(campaign_id: str, kind: str, *parts: str):
+    """The Asset for a hand-off between stages: ``release/<task>/<split>`` or ``runs/<task>``."""
+    from airflow.sdk import Asset
+
+    path = "/".join((kind, *parts))
+    return Asset(name=f"{campaign_id}/{path}", uri=f"clef://{campaign_id}/{path}")
+
+
+def asset_alias(campaign_id: str, kind: str):
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=f"{campaign_id}/{kind}")
+
+
+def logical_date_of(context) -> dt.datetime | None:
+    value = context.get("logical_date")
+    return value if value is None else pendulum.instance(value).in_timezone("UTC")

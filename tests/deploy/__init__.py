@@ -1,1 +1,0 @@
-"""Deployment checks: docker-compose.yaml, deploy/, the Dockerfile and the Helm values."""
