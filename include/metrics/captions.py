@@ -63,9 +63,13 @@ def caption_bleu(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: M
         raise ValueError(f"caption_bleu_aggregation must be 'mean_of_images' or 'corpus', not {aggregation!r}")
     from include.metrics.bleu import bleu_statistics, corpus_bleu, sentence_bleus
 
-    # Preprocessing already removed punctuation, so tokens are the whitespace-separated words,
-    # as the organizers' word_tokenize gives them; no smoothing, as in their NLTK method0.
-    stats = bleu_statistics(list(pairs["predicted"]), list(pairs["gold"]), tokenize="none",
+    from include.metrics.text import word_tokenize
+
+    # The organizers split captions with NLTK's word_tokenize and score without smoothing
+    # (NLTK's method0); tokens joined by spaces go through sacrebleu unchanged.
+    predicted = [" ".join(word_tokenize(c)) for c in pairs["predicted"]]
+    references = [" ".join(word_tokenize(c)) for c in pairs["gold"]]
+    stats = bleu_statistics(predicted, references, tokenize="none",
                             max_order=int(options.get("caption_bleu_max_order", 4)))
     per_image = sentence_bleus(stats, smooth_method="none", effective_order=False) / 100.0
     both_empty = np.array([_both_empty(g, p) for g, p in zip(pairs["gold"], pairs["predicted"])], dtype=bool)

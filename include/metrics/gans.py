@@ -8,6 +8,7 @@ for every image and report why when one is missing.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -40,7 +41,7 @@ def _complete(pairs: pd.DataFrame) -> MetricResult | None:
 
 
 def _correctness(pairs: pd.DataFrame) -> pd.Series:
-    right = pairs["predicted"].notna() & (pairs["predicted"].astype(str) == pairs["gold"].astype(str))
+    right = pairs["predicted"].notna() & (pairs["predicted"] == pairs["gold"])
     return right.astype(float).rename("correct")
 
 
@@ -54,7 +55,9 @@ def gans_kappa(run, gold, options: Mapping[str, Any]) -> MetricResult:
         return incomplete
     from sklearn.metrics import cohen_kappa_score
 
-    kappa = float(cohen_kappa_score(pairs["gold"].astype(int), pairs["predicted"].astype(int)))
+    with warnings.catch_warnings():  # a one-label case is reported below, not as a warning
+        warnings.simplefilter("ignore")
+        kappa = float(cohen_kappa_score(pairs["gold"].astype(int), pairs["predicted"].astype(int)))
     if not np.isfinite(kappa):
         return MetricResult.missing("kappa is undefined when gold and run hold one and the same label")
     return MetricResult(value=kappa, per_item=_correctness(pairs))

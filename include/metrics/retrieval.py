@@ -9,7 +9,8 @@ is applied to groups of any size (a single judgement keeps its value).
 nDCG@k follows trec_eval (linear gain, discount log2(rank + 1)); the ideal ranking is the best
 k judged images of the argument. Unjudged images gain 0. The mean runs over every argument of
 the gold ``arguments`` table, so a missing argument scores 0; option ``ndcg_average_over:
-run_arguments`` averages over the judged arguments the run answers instead, as trec_eval does.
+judged_arguments`` averages over the arguments with at least one judgement instead, as
+ir-measures and ``trec_eval -c`` do.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mappin
     relevance = graded_relevance(gold["judgments"])
     ideal = ideal_dcg(relevance, depth, gain)
     achieved = ranked_dcg(run, relevance, depth, gain)
-    arguments = _arguments_to_average(run, gold, relevance, options.get("ndcg_average_over", "all_arguments"))
+    arguments = _arguments_to_average(gold, relevance, options.get("ndcg_average_over", "all_arguments"))
     if isinstance(arguments, str):
         return MetricResult.missing(arguments)
     ideal, achieved = ideal.reindex(arguments).fillna(0.0), achieved.reindex(arguments).fillna(0.0)
@@ -91,17 +92,16 @@ def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mappin
     return MetricResult(value=float(np.mean(per_argument.to_numpy())), per_item=per_argument)
 
 
-def _arguments_to_average(run, gold, relevance: pd.Series, average_over: str) -> pd.Index | str:
+def _arguments_to_average(gold, relevance: pd.Series, average_over: str) -> pd.Index | str:
     """The arguments the mean runs over, or why there are none."""
     if average_over == "all_arguments":
         if "arguments" not in gold:
             return "the gold folder has no arguments table (arguments.csv)"
         arguments = pd.unique(gold["arguments"]["argument_id"].astype(str))
-    elif average_over == "run_arguments":
-        judged = set(relevance.index.get_level_values("argument_id"))
-        arguments = [a for a in pd.unique(run["argument_id"].astype(str)) if a in judged]
+    elif average_over == "judged_arguments":
+        arguments = pd.unique(relevance.index.get_level_values("argument_id"))
     else:
-        raise ValueError(f"ndcg_average_over must be 'all_arguments' or 'run_arguments', not {average_over!r}")
+        raise ValueError(f"ndcg_average_over must be 'all_arguments' or 'judged_arguments', not {average_over!r}")
     if len(arguments) == 0:
         return "there is no argument to average over"
     return pd.Index(arguments, name="argument_id")
