@@ -1,0 +1,131 @@
+"""Parsing a CSV run into a DataFrame of text columns, one row per record, with line numbers.
+
+Python's ``csv`` module is used rather than ``pandas.read_csv`` because it reports, for every
+record, the line it ends on and how many fields it really has; ``read_csv`` stops at the first
+malformed line and loses line numbers when quoted fields span lines. On a 100,000-line run both
+take about 0.2 s.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+
+from include.campaign.validation.findings import Example, Findings, StopValidation, quoted
+from include.campaign.validation.schema import RunSchema
+
+OTHER_DELIMITERS = {"\t": "a tab", ";": "';'", "|": "'|'", ",": "','"}
+LINE = "__line__"
+
+
+def parse_csv(text: str, file: str, schema: RunSchema, findings: Findings) -> pd.DataFrame:
+    """Columns named as the schema says, values stripped, plus ``__line__`` (1-based)."""
+    spec = schema.file
+    check_delimiter(text, file, spec.delimiter, findings)
+    rows, lines = read_records(text, file, spec.delimiter, findings)
+    rows, lines = apply_header_rule(rows, lines, file, schema, findings)
+    rows = fix_field_counts(rows, lines, file, spec.columns, spec.delimiter, findings)
+    frame = pd.DataFrame(
+        {name: pd.Series(values, dtype=object).str.strip() for name, values in zip(spec.columns, _columns(rows, len(spec.columns)))}
+    )
+    frame[LINE] = pd.Series(lines, dtype="int64")
+    return frame
+
+
+def _columns(rows: list[list[str]], width: int) -> list[tuple]:
+    if not rows:
+        return [()] * width
+    return list(zip(*rows))
+
+
+def check_delimiter(text: str, file: str, delimiter: str, findings: Findings) -> None:
+    """Stop early when the first line plainly uses another delimiter (a tab or ';' for ',')."""
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    if delimiter in first_line:
+        return
+    for candidate, name in OTHER_DELIMITERS.items():
+        if candidate != delimiter and candidate in first_line:
+            findings.add("csv.delimiter", f"fields are separated by {OTHER_DELIMITERS[delimiter]}",
+                         Example(file=file, line=1, message=(
+                             f"the file uses {name} as delimiter; this format separates fields with "
+                             f"{OTHER_DELIMITERS[delimiter]}")))
+            raise StopValidation
+
+
+def read_records(text: str, file: str, delimiter: str, findings: Findings) -> tuple[list[list[str]], list[int]]:
+    """Every non-blank record with the line it starts on; stops on malformed quoting."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    previous_end = 0
+    try:
+        for row in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if len(row) > 1 or (row and row[0].strip()):
+                rows.append(row)
+                lines.append(start)
+    except csv.Error as error:
+        findings.add("csv.quoting", "quoted fields must be closed and followed by a delimiter",
+                     Example(file=file, line=previous_end + 1, message=f"malformed CSV: {explain_csv_error(error)}"))
+        raise StopValidation
+    return rows, lines
+
+
+def explain_csv_error(error: csv.Error) -> str:
+    text = str(error)
+    if "unexpected end of data" in text:
+        return "a quoted field is never closed (unexpected end of data); check the quotes from this line on"
+    if "expected after" in text:
+        return f"{text}: a quote inside a quoted field must be doubled (\"\")"
+    return text
+
+
+def header_looks_like(row: list[str], columns: list[str]) -> bool:
+    lowered = [field.strip().lower() for field in row]
+    return lowered == [c.lower() for c in columns] or (bool(lowered) and lowered[0] in {"id", columns[0].lower()})
+
+
+def apply_header_rule(rows, lines, file: str, schema: RunSchema, findings: Findings):
+    """Drop the header line when there is one, recording it when the format forbids it."""
+    spec = schema.file
+    if not rows:
+        return rows, lines
+    first = rows[0]
+    header_text = spec.delimiter.join(spec.columns)
+    if spec.header == "optional":
+        marker = spec.header_first_field_contains
+        is_header = marker in first[0] if marker else header_looks_like(first, spec.columns)
+    elif spec.header == "forbidden":
+        is_header = header_looks_like(first, spec.columns)
+        if is_header:
+            findings.add("csv.header", "no header line: every line is a result",
+                         Example(file=file, line=lines[0], value=spec.delimiter.join(first), message=(
+                             f"line {lines[0]} is a header ({quoted(spec.delimiter.join(first))}); this format has "
+                             f"no header line, the first line must already be a result ({header_text} values)")))
+    else:
+        is_header = header_looks_like(first, spec.columns)
+        if not is_header:
+            findings.add("csv.header", f"the first line is the header {header_text}",
+                         Example(file=file, line=lines[0], message=f"the first line must be the header {header_text}"))
+    return (rows[1:], lines[1:]) if is_header else (rows, lines)
+
+
+def fix_field_counts(rows, lines, file: str, columns: list[str], delimiter: str, findings: Findings):
+    """Record every record with the wrong number of fields, then pad or cut it to size so the
+    rules about ids still see it (and a stray comma does not also report a missing id)."""
+    width = len(columns)
+    wrong = [index for index, row in enumerate(rows) if len(row) != width]
+    if not wrong:
+        return rows
+    layout = delimiter.join(columns)
+    description = f"every line has {width} fields ({layout})"
+    for index in wrong:
+        count = len(rows[index])
+        hint = ": a field holding the delimiter or a line break must be quoted" if count > width else ""
+        findings.add("csv.field-count", description, Example(
+            file=file, line=lines[index], value=delimiter.join(rows[index]),
+            message=f"line {lines[index]} has {count} field{'s' if count != 1 else ''}, expected {width} ({layout}){hint}"))
+        rows[index] = (rows[index] + [""] * width)[:width]
+    return rows

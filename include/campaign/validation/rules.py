@@ -1,0 +1,200 @@
+"""Set-level rules in vectorised pandas: which test ids are covered, unknown, missing.
+
+These compare a run with its gold (every test id exactly once, no unknown id, a language's
+subset, images per prompt, masks of the source image's size, a retrieved image exists in the
+collection). They are not about one row alone, or check membership in sets of up to hundreds of
+thousands of ids where pandas ``isin`` is three orders of magnitude faster than the equivalent
+GX expectation (see ``expectations.py``).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from include.campaign.validation.findings import Findings, MAX_EXAMPLES, quoted
+from include.campaign.validation.locate import Locator
+from include.campaign.validation.schema import RunSchema
+
+
+def gold_ids(schema: RunSchema, gold: dict[str, pd.DataFrame]) -> pd.Index:
+    source = schema.ids.expected_from
+    return pd.Index(gold[source.key][source.column].dropna().map(str).unique())
+
+
+def present_ids(frame: pd.DataFrame, column: str) -> pd.Series:
+    values = frame[column]
+    return values[values.notna() & (values.astype(object) != "")]
+
+
+def check_unknown(frame: pd.DataFrame, schema: RunSchema, expected: pd.Index, locator: Locator, findings: Findings) -> int:
+    ids = schema.ids
+    present = present_ids(frame, ids.column)
+    unknown = present[~present.isin(expected)]
+    if unknown.empty:
+        return 0
+    positions = frame.index.get_indexer(unknown.index[:MAX_EXAMPLES])
+    examples = [locator.example(int(p), f"unknown {ids.label} {quoted(v)}: it is not in the test set", v)
+                for p, v in zip(positions, unknown.iloc[:MAX_EXAMPLES])]
+    findings.add_examples(f"{ids.column}.known", f"every {ids.label} is one of the test set", len(unknown), examples)
+    return int(unknown.nunique())
+
+
+def report_missing(missing: list[str], label: str, rule: str, description: str, locator: Locator,
+                   findings: Findings, extra: str = "") -> None:
+    examples = [locator.file_example(f"{label} {quoted(m)} is missing{extra}", m) for m in missing[:MAX_EXAMPLES]]
+    findings.add_examples(rule, description, len(missing), examples)
+
+
+def check_coverage(frame: pd.DataFrame, schema: RunSchema, gold, expected: pd.Index, locator: Locator,
+                   findings: Findings) -> dict:
+    """Record missing ids as the schema's coverage rule says; return the coverage counts."""
+    ids = schema.ids
+    covered = pd.Index(present_ids(frame, ids.column).unique()).intersection(expected)
+    missing = expected.difference(covered)
+    counts = {"ids_expected": len(expected), "ids_covered": len(covered), "ids_missing": len(missing)}
+    if ids.coverage == "every" and len(missing):
+        report_missing(list(missing), ids.label, f"{ids.column}.missing", f"every {ids.label} of the test set is present",
+                       locator, findings)
+    elif ids.coverage == "every-or-one-group" and len(missing):
+        counts.update(check_group_coverage(frame, schema, gold, covered, locator, findings))
+    return counts
+
+
+def check_group_coverage(frame, schema: RunSchema, gold, covered: pd.Index, locator: Locator, findings: Findings) -> dict:
+    """A run covers the whole test set or exactly one group's (language's) part of it."""
+    ids = schema.ids
+    table = gold[ids.expected_from.key]
+    groups = table.groupby(ids.group_column)[ids.expected_from.column].apply(lambda s: pd.Index(s.map(str).unique()))
+    run_groups = table[table[ids.expected_from.column].map(str).isin(covered)][ids.group_column].value_counts()
+    description = f"the run covers the whole test set or exactly one {ids.group_column}'s part of it"
+    if len(run_groups) == 1:
+        group = run_groups.index[0]
+        missing = groups[group].difference(covered)
+        if missing.empty:
+            return {"ids_expected": len(groups[group]), "subset": {ids.group_column: str(group)}}
+        report_missing(list(missing), ids.label, f"{ids.column}.coverage", description, locator, findings,
+                       f" (the run answers only {ids.group_column} {quoted(group)} questions, so all of them are needed)")
+        return {}
+    all_missing = [m for group in run_groups.index for m in groups[group].difference(covered)]
+    all_missing += [m for group in groups.index if group not in run_groups.index for m in groups[group]]
+    summary = locator.file_example(
+        f"the run covers {len(covered)} of {sum(len(g) for g in groups)} test {ids.label}s across "
+        f"{len(run_groups)} {ids.group_column}s ({', '.join(map(str, run_groups.index[:13]))}): submit the whole test "
+        f"set or exactly one {ids.group_column}'s part")
+    examples = [locator.file_example(f"{ids.label} {quoted(m)} is missing", m) for m in all_missing[:MAX_EXAMPLES - 1]]
+    findings.add_examples(f"{ids.column}.coverage", description, len(all_missing),
+                          ([summary] if len(run_groups) else []) + examples)
+    return {}
+
+
+def check_count_per_id(frame: pd.DataFrame, schema: RunSchema, expected: pd.Index, locator: Locator, findings: Findings) -> None:
+    ids = schema.ids
+    counts = present_ids(frame, ids.column).value_counts()
+    wrong = counts[(counts != ids.count_per_id) & counts.index.isin(expected)]
+    examples = [locator.file_example(f"{ids.label} {quoted(i)} has {n} entries, exactly {ids.count_per_id} are required", i)
+                for i, n in wrong.iloc[:MAX_EXAMPLES].items()]
+    if len(wrong):
+        findings.add_examples(f"{ids.column}.count", f"exactly {ids.count_per_id} entries per {ids.label}",
+                              len(wrong), examples)
+
+
+def check_pairs(frame: pd.DataFrame, schema: RunSchema, gold, expected: pd.Index, locator: Locator, findings: Findings) -> None:
+    """Every (id, item) pair of the gold for the ids the run covers, and no other pair."""
+    spec = schema.ids.pairs_from
+    id_column, item_column = spec.columns
+    gold_pairs = pd.MultiIndex.from_frame(gold[spec.key][spec.columns].astype(str))
+    rows = frame[frame[id_column].isin(expected) & frame[item_column].notna()]
+    run_pairs = pd.MultiIndex.from_frame(rows[spec.columns].astype(str))
+    unknown = ~run_pairs.isin(gold_pairs)
+    if unknown.any():
+        positions = frame.index.get_indexer(rows.index[unknown][:MAX_EXAMPLES])
+        examples = [locator.example(int(p), f"{spec.label} {quoted(pair[1])} is not asked for {id_column} {quoted(pair[0])}")
+                    for p, pair in zip(positions, run_pairs[unknown][:MAX_EXAMPLES])]
+        findings.add_examples(f"{item_column}.known", f"every {spec.label} is one the test set asks", int(unknown.sum()), examples)
+    covered_ids = set(rows[id_column])
+    needed = gold_pairs[gold_pairs.get_level_values(0).isin(covered_ids)]
+    missing = needed[~needed.isin(run_pairs)]
+    if len(missing):
+        examples = [locator.file_example(f"{id_column} {quoted(a)} has no answer for {spec.label} {quoted(b)}")
+                    for a, b in missing[:MAX_EXAMPLES]]
+        findings.add_examples(f"{item_column}.missing", f"every {spec.label} of the test set is answered", len(missing), examples)
+
+
+def check_references(frame: pd.DataFrame, schema: RunSchema, gold, locator: Locator, findings: Findings) -> None:
+    for reference in schema.references:
+        known = pd.Index(gold[reference.in_.key][reference.in_.column].map(str))
+        applies = frame[reference.column].notna()
+        if reference.when:
+            applies &= frame[reference.when.column] == reference.when.equals
+        bad = frame[applies & ~frame[reference.column].isin(known)]
+        if bad.empty:
+            continue
+        positions = frame.index.get_indexer(bad.index[:MAX_EXAMPLES])
+        examples = [locator.example(int(p), f"{reference.label} {quoted(v)} is not in the collection", v)
+                    for p, v in zip(positions, bad[reference.column].iloc[:MAX_EXAMPLES])]
+        findings.add_examples(f"{reference.column}.exists", reference.description, len(bad), examples)
+
+
+def check_single_values(frame: pd.DataFrame, schema: RunSchema, locator: Locator, findings: Findings) -> None:
+    for single in schema.single_value:
+        counts = frame[single.column].dropna().value_counts()
+        if len(counts) <= 1:
+            continue
+        majority = counts.index[0]
+        others = frame[frame[single.column].notna() & (frame[single.column] != majority)]
+        summary = ", ".join(f"{quoted(v)} ({n} lines)" for v, n in counts.iloc[:5].items())
+        positions = frame.index.get_indexer(others.index[:MAX_EXAMPLES])
+        examples = [locator.example(int(p), f"{single.column} {quoted(v)} differs from the rest of the file: {summary}", v)
+                    for p, v in zip(positions, others[single.column].iloc[:MAX_EXAMPLES])]
+        findings.add_examples(f"{single.column}.single", single.description, len(others), examples)
+
+
+def check_matches_gold(frame: pd.DataFrame, schema: RunSchema, gold, locator: Locator, findings: Findings) -> None:
+    ids = schema.ids
+    table = gold[ids.expected_from.key]
+    for rule in schema.matches_gold:
+        truth = pd.Series(table[rule.column].map(str).to_numpy(), index=table[ids.expected_from.column].map(str)).groupby(level=0).first()
+        expected = frame[ids.column].map(truth)
+        bad = frame[expected.notna() & frame[rule.column].notna() & (frame[rule.column] != expected)]
+        if bad.empty:
+            continue
+        positions = frame.index.get_indexer(bad.index[:MAX_EXAMPLES])
+        examples = [locator.example(int(p), f"{ids.label} {quoted(i)} is {rule.column} {quoted(truth[i])} in the test set, "
+                                            f"the run says {quoted(v)}", v)
+                    for p, i, v in zip(positions, bad[ids.column], bad[rule.column])]
+        findings.add_examples(f"{rule.column}.matches-test-set", rule.description, len(bad), examples)
+
+
+def check_sizes(frame: pd.DataFrame, schema: RunSchema, gold, locator: Locator, findings: Findings) -> None:
+    """Each mask has the source image's size, which is the size of the annotators' masks."""
+    source = schema.file.size_from_gold
+    table = gold[source.key].drop_duplicates(source.column)
+    sizes = {item: mask.shape for item, mask in zip(table[source.column], table["mask"])}
+    bad = []
+    for position, (item, width, height) in enumerate(zip(frame[source.column], frame["width"], frame["height"])):
+        if item in sizes and width is not None and (height, width) != sizes[item]:
+            bad.append((position, item, width, height))
+    examples = [locator.example(p, f"the mask is {w}x{h} pixels (width x height) but image {quoted(i)} is "
+                                   f"{sizes[i][1]}x{sizes[i][0]}") for p, i, w, h in bad[:MAX_EXAMPLES]]
+    if bad:
+        findings.add_examples("mask.size", "every mask has the source image's size", len(bad), examples)
+
+
+def check_large_allowed_sets(frame: pd.DataFrame, schema: RunSchema, gold, locator: Locator, findings: Findings) -> None:
+    """``allowed_from_gold`` sets too large for GX (see ``expectations.GX_SET_LIMIT``)."""
+    from include.campaign.validation.expectations import GX_SET_LIMIT
+
+    for field in schema.fields:
+        source = field.allowed_from_gold
+        if source is None or field.name not in frame:
+            continue
+        allowed = pd.Index(gold[source.key][source.column].dropna().map(str).unique())
+        if len(allowed) <= GX_SET_LIMIT:
+            continue
+        values = frame[field.name]
+        bad = values[values.notna() & ~values.isin(allowed)]
+        positions = frame.index.get_indexer(bad.index[:MAX_EXAMPLES])
+        examples = [locator.example(int(p), f"{field.label} {quoted(v)} is not one the test set uses", v)
+                    for p, v in zip(positions, bad.iloc[:MAX_EXAMPLES])]
+        if len(bad):
+            findings.add_examples(f"{field.name}.allowed", f"{field.label} ({field.name}) is one the test set uses",
+                                  len(bad), examples)

@@ -1,0 +1,77 @@
+"""``validate --task TASK --run FILE --gold DIR``: check one run and print its report.
+
+Participants run the same check on their development runs before they submit. Exit codes:
+0 the run is valid, 1 it is invalid (the report says why), 2 a usage or configuration error (no
+such task, run file or gold folder; a broken campaign file or gold file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_CAMPAIGN = Path(__file__).resolve().parents[1] / "campaigns" / "imageclef2025.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate", help="validate a run against its task's format and print the report",
+        description="Validate one run file and print its report (exit 0 valid, 1 invalid, 2 usage error).")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--task", help="a task id of the campaign file (its run format and run limits are used)")
+    target.add_argument("--format", dest="run_format", help="a run format name, used directly with default limits")
+    parser.add_argument("--run", required=True, help="the run file (zip, CSV, JSON or JSONL as the task expects)")
+    parser.add_argument("--gold", required=True, help="the task's gold folder (or, for a development run, the dev gold)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
+    parser.add_argument("--config", default=str(DEFAULT_CAMPAIGN), help="the campaign file (default: %(default)s)")
+    parser.set_defaults(handler=run)
+
+
+def usage_error(message: str) -> int:
+    print(f"validate: {message}", file=sys.stderr)
+    return 2
+
+
+def format_and_limits(args: argparse.Namespace):
+    """(run format, RunLimits) for the task or format asked for; raises ValueError when unknown."""
+    from include.campaign.validation import RunLimits
+    from include.schemas import format_names
+
+    if args.run_format:
+        if args.run_format not in format_names():
+            raise ValueError(f"unknown run format {args.run_format!r}; known formats: {', '.join(format_names())}")
+        return args.run_format, RunLimits()
+    from include.campaign.config import ConfigError, load_campaign
+
+    try:
+        campaign = load_campaign(args.config)
+    except ConfigError as error:
+        raise ValueError(error.render()) from None
+    task = next((t for t in campaign.tasks if t.id == args.task), None)
+    if task is None:
+        raise ValueError(f"no task {args.task!r} in {args.config}; tasks: {', '.join(t.id for t in campaign.tasks)}")
+    limits = campaign.task_run_limits(task)
+    return task.run_format, RunLimits(**{name: getattr(limits, name) for name in RunLimits.__dataclass_fields__})
+
+
+def run(args: argparse.Namespace) -> int:
+    from include.campaign.validation import GoldError, validate_run
+
+    try:
+        run_format, limits = format_and_limits(args)
+    except ValueError as error:
+        return usage_error(str(error))
+    if not Path(args.run).exists():
+        return usage_error(f"run file {args.run} not found")
+    if not Path(args.gold).is_dir():
+        return usage_error(f"gold folder {args.gold} not found")
+    try:
+        outcome = validate_run(run_format, args.run, args.gold, limits)
+    except GoldError as error:
+        return usage_error(f"gold folder problem: {error}")
+    if args.json:
+        print(json.dumps(outcome.report, indent=2, ensure_ascii=False))
+    else:
+        print(outcome.text, end="")
+    return 0 if outcome.valid else 1
