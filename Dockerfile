@@ -10,12 +10,11 @@ USER airflow
 COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airflow/requirements.txt
 
-# The code travels with the image (what the Helm chart runs); docker-compose.yaml mounts the same
-# folders over these copies so that edits show up without a rebuild.
-COPY --chown=airflow:0 include/ /opt/airflow/include/
-COPY --chown=airflow:0 dags/ /opt/airflow/dags/
-COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
-COPY --chown=airflow:0 deploy/ensure_bucket.py /opt/airflow/deploy/ensure_bucket.py
+# The code travels with the image (what the Helm chart runs): .dockerignore lets through only
+# include/, dags/, plugins/ and deploy/ensure_bucket.py, so one COPY takes what exists of them (an
+# empty plugins/ is not in git). docker-compose.yaml mounts the same folders over these copies, so
+# edits show up without a rebuild.
+COPY --chown=airflow:0 . /opt/airflow/
 
-# `import include.campaign...` works in every component and task.
+# `import include.campaign...` (and `dags.clef_dag_support`) work in every component and task.
 ENV PYTHONPATH=/opt/airflow
