@@ -5,9 +5,13 @@ Every key starts with the campaign id, so several campaigns can share one bucket
     <campaign>/staging/<task>/<split>/…        data as organizers stage it (private)
     <campaign>/gold/<task>/<split>/…           ground truth (private, never released)
     <campaign>/releases/<task>/<split>/…       what participants may download (presigned links)
+    <campaign>/releases/<task>/<split>.json    the record of that release (files, sha256, withheld)
     <campaign>/registrations/inbox/…           registrations as they arrive
     <campaign>/registrations/teams/<team>…     accepted registrations
     <campaign>/registrations/rejected/…        refused registrations with the reason
+    <campaign>/registrations/accepted/…        accepted registration documents as they arrived
+    <campaign>/registrations/agreements/…      signed user agreements (PDF) the documents point to
+    <campaign>/registrations/approvals/<team>/<task>.json   an organizer's agreement decision
     <campaign>/submissions/<task>/<team>/…     participants' uploads (presigned PUT)
     <campaign>/collected/<task>/…              frozen runs at the deadline + manifest with sha256
     <campaign>/evaluations/<task>/<version>/…  validation reports, per-run and per-item scores, lineage
@@ -56,6 +60,10 @@ class Layout:
     def releases(self, task: str, split: str) -> str:
         return self._key("releases", segment(task), _split(split)) + "/"
 
+    def release_record(self, task: str, split: str) -> str:
+        """What one release published (files, checksums, what was withheld); beside the split's folder."""
+        return self._key("releases", segment(task), _split(split) + ".json")
+
     # registrations
     def registrations_inbox(self) -> str:
         return self._key("registrations", "inbox") + "/"
@@ -74,6 +82,15 @@ class Layout:
 
     def approvals(self) -> str:
         return self._key("registrations", "approvals") + "/"
+
+    def approval_record(self, team_id: str, task: str) -> str:
+        return self.approvals() + segment(team_id) + "/" + segment(task) + ".json"
+
+    def registrations_accepted(self) -> str:
+        return self._key("registrations", "accepted") + "/"
+
+    def agreements(self) -> str:
+        return self._key("registrations", "agreements") + "/"
 
     # runs
     def submissions(self, task: str, team_id: str | None = None) -> str:

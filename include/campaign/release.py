@@ -1,0 +1,276 @@
+"""Data release: publish a task's staged split and send every approved team its links.
+
+At a task's development or test release date, :func:`release` checks the files staged under
+``staging/<task>/<split>/`` against ``MANIFEST.json`` in the same folder (every file listed, no file
+missing, sizes and sha256 sums equal), copies the releasable ones to ``releases/<task>/<split>/``,
+records what it published in ``releases/<task>/<split>.json`` and e-mails presigned download links
+to every team that may receive the task's data. The test release also sends each team one
+presigned upload URL per allowed run (``submissions/<task>/<team>/run-01`` ...).
+
+Ground truth is never published: a file the manifest marks ``ground_truth``, a file inside a folder
+named ``gold``, and a file whose bytes equal any object under ``gold/<task>/`` are withheld.
+
+A staging area that does not match its manifest stops that task's release with
+:class:`ReleaseError`, whose message lists every problem and what to fix; other tasks are unaffected.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from include.campaign.context import CampaignContext
+from include.campaign.layout import SPLITS, UnsafeKeyError, segment
+from include.campaign.store import ObjectInfo
+from include.campaign.teams import (
+    Notices,
+    approved_teams,
+    copy_if_changed,
+    describe_moment,
+    may_receive_data,
+    put_json_if_changed,
+    task_dates,
+)
+
+MANIFEST_NAME = "MANIFEST.json"
+SPLIT_LABELS = {"dev": "development", "test": "test"}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ReleaseError(RuntimeError):
+    """The staged files of one task's split cannot be released; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str
+    sha256: str
+    size: int
+    ground_truth: bool = False
+
+
+# --- the manifest --------------------------------------------------------------------------------
+
+
+def read_manifest(ctx: CampaignContext, task_id: str, split: str) -> list[ManifestEntry]:
+    """The staged split's manifest, or :class:`ReleaseError` naming the file, the line and the rule."""
+    key = ctx.layout.staging_manifest(task_id, split)
+    if ctx.store.head(key) is None:
+        raise ReleaseError(
+            f"{key}: no manifest, so nothing of {task_id}/{split} was released. Stage the files under "
+            f"{ctx.layout.staging(task_id, split)} with a {MANIFEST_NAME} listing each one: "
+            '{"files": [{"path": "images/1.png", "sha256": "<hex>", "size": <bytes>, "ground_truth": false}]}'
+        )
+    text = ctx.store.get_bytes(key).decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReleaseError(f"{key}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, list) or not files:
+        raise ReleaseError(f"{key}, line 1: expected an object with a non-empty list \"files\" of {{path, sha256, size, ground_truth}}")
+    entries, problems = [], []
+    for index, item in enumerate(files):
+        entry, problem = _manifest_entry(item, index)
+        if problem:
+            problems.append(f"{key}, line {_line_of(text, item)}: files[{index}]: {problem}")
+        else:
+            entries.append(entry)
+    duplicates = sorted({e.path for e in entries if [x.path for x in entries].count(e.path) > 1})
+    problems += [f"{key}: {path!r} is listed more than once" for path in duplicates]
+    if problems:
+        raise ReleaseError(f"the manifest of {task_id}/{split} has {len(problems)} problem(s); nothing was released:\n  " + "\n  ".join(problems))
+    return entries
+
+
+def _manifest_entry(item: Any, index: int) -> tuple[ManifestEntry | None, str | None]:
+    if not isinstance(item, dict):
+        return None, "expected an object with path, sha256, size"
+    path, digest, size = item.get("path"), item.get("sha256"), item.get("size")
+    if not isinstance(path, str) or not path:
+        return None, "\"path\" must be the file's path relative to the split's staging folder"
+    try:
+        for part in path.split("/"):
+            segment(part)
+    except UnsafeKeyError as exc:
+        return None, f"path {path!r}: {exc}"
+    if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
+        return None, f"{path}: \"sha256\" must be 64 hexadecimal digits"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return None, f"{path}: \"size\" must be the file's length in bytes"
+    ground_truth = item.get("ground_truth", False)
+    if not isinstance(ground_truth, bool):
+        return None, f"{path}: \"ground_truth\" must be true or false"
+    return ManifestEntry(path, digest.lower(), size, ground_truth), None
+
+
+def _line_of(text: str, item: Any) -> int:
+    """The line where a manifest entry's path appears (1 if it cannot be found)."""
+    needle = json.dumps(item.get("path")) if isinstance(item, dict) and isinstance(item.get("path"), str) else None
+    position = text.find(needle) if needle else -1
+    return text.count("\n", 0, position) + 1 if position >= 0 else 1
+
+
+# --- checking what is staged ---------------------------------------------------------------------
+
+
+def check_staging(ctx: CampaignContext, task_id: str, split: str, entries: list[ManifestEntry]) -> dict[str, ObjectInfo]:
+    """Staged objects by manifest path; :class:`ReleaseError` if any is missing, altered or unlisted."""
+    prefix = ctx.layout.staging(task_id, split)
+    staged = {info.key[len(prefix):]: info for info in ctx.store.list_objects(prefix) if info.key[len(prefix):] != MANIFEST_NAME}
+    problems = []
+    for entry in entries:
+        info = staged.get(entry.path)
+        if info is None:
+            problems.append(f"{prefix}{entry.path}: listed in {MANIFEST_NAME} but not staged (upload it, or remove it from the manifest)")
+        elif info.size != entry.size:
+            problems.append(f"{prefix}{entry.path}: {info.size} bytes staged, the manifest says {entry.size} (altered or truncated upload)")
+        elif ctx.store.sha256(info.key) != entry.sha256:
+            problems.append(f"{prefix}{entry.path}: sha256 differs from the manifest (altered file: stage it again or fix the manifest)")
+    listed = {entry.path for entry in entries}
+    problems += [f"{prefix}{path}: staged but not listed in {MANIFEST_NAME} (list it with its sha256, or remove it)" for path in sorted(set(staged) - listed)]
+    if problems:
+        raise ReleaseError(f"staging of {task_id}/{split} does not match its manifest; nothing of it was released:\n  " + "\n  ".join(problems))
+    return staged
+
+
+def gold_digests(ctx: CampaignContext, task_id: str) -> dict[str, str]:
+    """sha256 → key of every ground-truth object of the task, so a copy staged by mistake is caught."""
+    digests: dict[str, str] = {}
+    for split in SPLITS:
+        for info in ctx.store.list_objects(ctx.layout.gold(task_id, split)):
+            digests.setdefault(ctx.store.sha256(info.key), info.key)
+    return digests
+
+
+def withheld_reason(entry: ManifestEntry, gold: dict[str, str]) -> str | None:
+    if entry.ground_truth:
+        return "marked ground_truth in the manifest"
+    if "gold" in entry.path.split("/")[:-1]:
+        return "inside a folder named gold"
+    if entry.sha256 in gold:
+        return f"same bytes as the ground-truth object {gold[entry.sha256]}"
+    return None
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
+    """Verify, publish and announce one task's split; see the module docstring."""
+    ctx.campaign.task(task_id)
+    entries = read_manifest(ctx, task_id, split)
+    staged = check_staging(ctx, task_id, split, entries)
+    gold = gold_digests(ctx, task_id)
+    published, withheld = [], []
+    for entry in entries:
+        reason = withheld_reason(entry, gold)
+        if reason:
+            withheld.append({"path": entry.path, "reason": reason})
+        else:
+            published.append(entry)
+    if not published:
+        raise ReleaseError(f"{task_id}/{split}: every staged file is withheld as ground truth ({len(withheld)} file(s)); stage the participants' data")
+    record = _publish(ctx, task_id, split, published, staged, withheld)
+    notices = Notices(ctx)
+    mailed = [team["team_id"] for team in approved_teams(ctx, task_id) if send_release_notices(ctx, team, task_id, split, record, notices)]
+    notices.raise_if_failed(f"release of {task_id}/{split}")
+    return {
+        "task": task_id,
+        "split": split,
+        "record_key": ctx.layout.release_record(task_id, split),
+        "released": [entry.path for entry in published],
+        "withheld": withheld,
+        "teams_notified": mailed,
+        "mail": notices.summary(),
+    }
+
+
+def _publish(ctx: CampaignContext, task_id: str, split: str, published: list[ManifestEntry], staged: dict[str, ObjectInfo], withheld: list[dict[str, str]]) -> dict[str, Any]:
+    target = ctx.layout.releases(task_id, split)
+    for entry in published:
+        copy_if_changed(ctx.store, staged[entry.path].key, target + entry.path, staged[entry.path].etag)
+    wanted = {target + entry.path for entry in published}
+    for info in list(ctx.store.list_objects(target)):
+        if info.key not in wanted:  # left by an earlier release of different staging: not part of this one
+            ctx.store.delete(info.key)
+    record = {
+        "task": task_id,
+        "split": split,
+        "files": [{"path": e.path, "key": target + e.path, "size": e.size, "sha256": e.sha256} for e in published],
+        "withheld": withheld,
+        "manifest_sha256": ctx.store.sha256(ctx.layout.staging_manifest(task_id, split)),
+    }
+    put_json_if_changed(ctx.store, ctx.layout.release_record(task_id, split), record)
+    return record
+
+
+def release_record(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any] | None:
+    """What the release of a task's split published, or None if it has not happened."""
+    key = ctx.layout.release_record(task_id, split)
+    return ctx.store.get_json(key) if ctx.store.head(key) is not None else None
+
+
+# --- telling teams -------------------------------------------------------------------------------
+
+
+def run_names(runs_allowed: int) -> list[str]:
+    width = max(2, len(str(runs_allowed)))
+    return [f"run-{number:0{width}d}" for number in range(1, runs_allowed + 1)]
+
+
+def send_release_notices(ctx: CampaignContext, team: dict[str, Any], task_id: str, split: str, record: dict[str, Any], notices: Notices) -> bool:
+    """Download links for one released split (and upload links with the test split), each mail once."""
+    delivered = _send_download_links(ctx, team, task_id, split, record, notices)
+    if split == "test":
+        delivered = _send_upload_links(ctx, team, task_id, notices) and delivered
+    return delivered
+
+
+def send_released_data(ctx: CampaignContext, team: dict[str, Any], task_ids: list[str], notices: Notices) -> list[str]:
+    """For a team that registered or was approved after a release: the links of every split already out."""
+    sent = []
+    for task_id in task_ids:
+        if not may_receive_data(ctx, team, task_id):
+            continue
+        for split in SPLITS:
+            record = release_record(ctx, task_id, split)
+            if record is not None and send_release_notices(ctx, team, task_id, split, record, notices):
+                sent.append(f"{task_id}/{split}")
+    return sent
+
+
+def _expiry(ctx: CampaignContext, hours: int) -> str:
+    return describe_moment(ctx.campaign, ctx.now() + dt.timedelta(hours=hours))
+
+
+def _send_download_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, split: str, record: dict[str, Any], notices: Notices) -> bool:
+    milestone = f"{task_id}.{split}.{team['team_id']}"
+    if ctx.outbox.already_sent("data-links", milestone, team["contact_email"]):
+        notices.already_sent.append(ctx.outbox.key("data-links", milestone, team["contact_email"]))
+        return True  # and no link is signed for nothing
+    hours = ctx.campaign.links.download_expiry_hours
+    files = [dict(item, url=ctx.store.presigned_get(item["key"], hours * 3600)) for item in record["files"]]
+    return notices.send(
+        "data-links", milestone, team["contact_email"],
+        team=team, task=ctx.campaign.task(task_id), split_label=SPLIT_LABELS[split], files=files,
+        expires=_expiry(ctx, hours), dates=task_dates(ctx.campaign, task_id),
+    )
+
+
+def _send_upload_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, notices: Notices) -> bool:
+    milestone = f"{task_id}.{team['team_id']}"
+    if ctx.outbox.already_sent("upload-links", milestone, team["contact_email"]):
+        notices.already_sent.append(ctx.outbox.key("upload-links", milestone, team["contact_email"]))
+        return True
+    task = ctx.campaign.task(task_id)
+    hours = ctx.campaign.links.upload_expiry_hours
+    prefix = ctx.layout.submissions(task_id, team["team_id"])
+    runs = [{"name": name, "url": ctx.store.presigned_put(prefix + name, hours * 3600)} for name in run_names(task.runs_allowed)]
+    return notices.send(
+        "upload-links", milestone, team["contact_email"],
+        team=team, task=task, runs=runs, expires=_expiry(ctx, hours),
+        deadline=describe_moment(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id)),
+    )

@@ -1,0 +1,240 @@
+"""Teams and how the lifecycle stages talk to them: records, stable ids, agreement decisions, notices.
+
+A team is one JSON record under ``registrations/teams/<team>.json``; its id is derived from the
+normalised team name, so the same registration always yields the same id. A team may receive the
+data of a task when the task needs no signed user agreement, or when an organizer approved the
+team's agreement (``registrations/approvals/<team>/<task>.json``).
+
+:class:`Notices` sends the stages' e-mails through the outbox (each message once) and keeps going
+when one recipient fails: a refused address is reported, a server that cannot be reached is raised
+as :class:`DeliveryError` once every other message has been tried, so a retry sends only what is
+missing. The small write helpers here leave an object untouched when its content would not change,
+so a re-run adds no object version.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import smtplib
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from include.campaign.config import MILESTONE_LABELS, Campaign
+from include.campaign.context import CampaignContext
+from include.campaign.mail import MailError, render_mail
+from include.campaign.store import ObjectStore, dump_json
+
+UTC = dt.timezone.utc
+TASK_DATES = ("registration_closes", "dev_data_release", "test_data_release", "run_deadline", "working_notes_deadline")
+NOT_REQUIRED, APPROVED, PENDING, REFUSED = "not required", "approved", "pending", "refused"
+
+
+class DeliveryError(RuntimeError):
+    """Some e-mails could not be handed to the SMTP server; a re-run sends exactly those."""
+
+
+# --- moments as people read them -----------------------------------------------------------------
+
+
+def describe_moment(campaign: Campaign, moment: dt.datetime) -> str:
+    """``2025-05-10 23:59:59 CEST (21:59:59 UTC)``: the campaign's zone first, then UTC."""
+    local = moment.astimezone(campaign.zone)
+    text = local.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if local.utcoffset() == dt.timedelta(0):
+        return text if local.tzname() == "UTC" else f"{text} (UTC)"
+    return f"{text} ({moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC)"
+
+
+def task_dates(campaign: Campaign, task_id: str, milestones: Iterable[str] = TASK_DATES) -> list[dict[str, str]]:
+    """The task's effective dates, labelled, for a mail."""
+    return [
+        {"milestone": name, "label": MILESTONE_LABELS[name], "when": describe_moment(campaign, campaign.milestone_time(name, task_id))}
+        for name in milestones
+    ]
+
+
+def utc_stamp(moment: dt.datetime) -> str:
+    """A key-safe, sortable UTC stamp: ``20250510T235959Z``."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def in_utc(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+# --- writes that change nothing when nothing changed ----------------------------------------------
+
+
+def put_json_if_changed(store: ObjectStore, key: str, value: Any) -> bool:
+    """Write ``value`` unless the object already holds exactly these bytes; True when written."""
+    data = dump_json(value)
+    if store.head(key) is not None and store.get_bytes(key) == data:
+        return False
+    store.put_bytes(key, data, content_type="application/json")
+    return True
+
+
+def put_bytes_if_changed(store: ObjectStore, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+    if store.head(key) is not None and store.get_bytes(key) == data:
+        return False
+    store.put_bytes(key, data, content_type=content_type)
+    return True
+
+
+def copy_if_changed(store: ObjectStore, source_key: str, target_key: str, source_etag: str, source_version: str | None = None) -> bool:
+    """Server-side copy unless the target already has the source's ETag (single-part copies keep it)."""
+    target = store.head(target_key)
+    if target is not None and target.etag == source_etag:
+        return False
+    store.copy(source_key, target_key, source_version)
+    return True
+
+
+# --- team ids and records ------------------------------------------------------------------------
+
+
+def normalise_team_name(name: str) -> str:
+    """Case, width and spacing do not make a new team: ``"  Team  ÄI "`` and ``"team äi"`` are one."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def team_slug(normalised_name: str) -> str:
+    """The readable part of a team id: ASCII letters and digits joined by '-', at most 40 characters."""
+    ascii_name = unicodedata.normalize("NFKD", normalised_name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    if len(slug) > 40:
+        slug = slug[:40].rsplit("-", 1)[0] if "-" in slug[:40] else slug[:40]
+    if len(slug) < 2:  # a name in a script without ASCII letters: fall back to a digest of it
+        slug = "team-" + hashlib.sha256(normalised_name.encode("utf-8")).hexdigest()[:8]
+    return slug
+
+
+def load_team(ctx: CampaignContext, team_id: str) -> dict[str, Any] | None:
+    key = ctx.layout.team_record(team_id)
+    return ctx.store.get_json(key) if ctx.store.head(key) is not None else None
+
+
+def all_teams(ctx: CampaignContext) -> list[dict[str, Any]]:
+    """Every team record, in team-id order."""
+    prefix = ctx.layout.registrations_teams()
+    return [ctx.store.get_json(info.key) for info in ctx.store.list_objects(prefix) if info.key.endswith(".json")]
+
+
+def teams_of_task(ctx: CampaignContext, task_id: str) -> list[dict[str, Any]]:
+    return [team for team in all_teams(ctx) if task_id in team.get("tasks", [])]
+
+
+# --- agreements ----------------------------------------------------------------------------------
+
+
+def approval_record(ctx: CampaignContext, team_id: str, task_id: str) -> dict[str, Any] | None:
+    key = ctx.layout.approval_record(team_id, task_id)
+    return ctx.store.get_json(key) if ctx.store.head(key) is not None else None
+
+
+def agreement_status(ctx: CampaignContext, team: dict[str, Any], task_id: str) -> str:
+    """``not required``, ``approved``, ``pending`` (no decision yet) or ``refused``."""
+    if not ctx.campaign.task(task_id).requires_agreement:
+        return NOT_REQUIRED
+    decision = approval_record(ctx, team["team_id"], task_id)
+    if decision is None:
+        return PENDING
+    return APPROVED if decision["approved"] else REFUSED
+
+
+def may_receive_data(ctx: CampaignContext, team: dict[str, Any], task_id: str) -> bool:
+    return task_id in team.get("tasks", []) and agreement_status(ctx, team, task_id) in (NOT_REQUIRED, APPROVED)
+
+
+def approved_teams(ctx: CampaignContext, task_id: str) -> list[dict[str, Any]]:
+    """Teams registered for the task that may get its data, in team-id order."""
+    ctx.campaign.task(task_id)  # an unknown task id is an error, not an empty list
+    return [team for team in teams_of_task(ctx, task_id) if may_receive_data(ctx, team, task_id)]
+
+
+# --- notices -------------------------------------------------------------------------------------
+
+
+def _refused_for_good(error: MailError) -> bool:
+    """True when the server answered with a permanent refusal (5xx), e.g. an unknown mailbox.
+
+    The outbox raises MailError inside its ``except smtplib.SMTPException`` block, so the SMTP
+    answer is the error's ``__context__``; connection faults arrive without one and are transient.
+    """
+    cause = error.__context__
+    if isinstance(cause, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in cause.recipients.values())
+    if isinstance(cause, smtplib.SMTPResponseException):
+        return cause.smtp_code >= 500
+    return False
+
+
+@dataclass
+class Notices:
+    """E-mails of one stage run: each sent once, failures collected rather than raised one by one."""
+
+    ctx: CampaignContext
+    sent: list[str] = field(default_factory=list)
+    already_sent: list[str] = field(default_factory=list)
+    undeliverable: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def send(self, purpose: str, milestone: str, recipient: str, **context: Any) -> bool:
+        """Render ``mail/<purpose>.txt.j2`` and send it once; False when it was not delivered now."""
+        outbox = self.ctx.outbox
+        if outbox.already_sent(purpose, milestone, recipient):
+            self.already_sent.append(outbox.key(purpose, milestone, recipient))
+            return True
+        context.setdefault("reply_to", str(self.ctx.campaign.contact_email))
+        context.setdefault("campaign", self.ctx.campaign)
+        mail = render_mail(purpose, recipient, **context)
+        try:
+            result = outbox.send_once(purpose, milestone, mail)
+        except MailError as error:
+            problem = {"purpose": purpose, "milestone": milestone, "recipient": recipient, "error": str(error)}
+            (self.undeliverable if _refused_for_good(error) else self.failed).append(problem)
+            return False
+        (self.sent if result.sent else self.already_sent).append(result.key)
+        return True
+
+    @property
+    def delivered(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sent": len(self.sent),
+            "already_sent": len(self.already_sent),
+            "undeliverable": list(self.undeliverable),
+            "failed": list(self.failed),
+        }
+
+    def raise_if_failed(self, stage: str) -> None:
+        """After every message was tried: fail the stage if the server could not be reached for some."""
+        if not self.failed:
+            return
+        lines = [f"{stage}: {len(self.failed)} e-mail(s) not sent ({len(self.sent)} sent); run the task again once the SMTP server answers:"]
+        lines += [f"  {item['purpose']} to {item['recipient']}: {item['error']}" for item in self.failed]
+        raise DeliveryError("\n".join(lines))
+
+
+def unique_addresses(addresses: Iterable[str]) -> list[str]:
+    """Addresses in their first order, each once (case-insensitively)."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for address in addresses:
+        lowered = str(address).strip().lower()
+        if lowered and lowered not in seen:
+            seen.add(lowered)
+            result.append(str(address).strip())
+    return result
+
+
+def organizer_addresses(campaign: Campaign, task_ids: Iterable[str] = ()) -> list[str]:
+    """The campaign's organizers, then the organizers of the given tasks."""
+    people = list(campaign.organizers)
+    for task_id in task_ids:
+        people += list(campaign.task(task_id).organizers)
+    return unique_addresses(str(person.email) for person in people)
