@@ -1,0 +1,272 @@
+"""Results day: publish a task's leaderboard, e-mail every team its own scores, and tell teams what a re-score changed.
+
+Before publication, leaderboards live only under ``leaderboards/<task>/<version>/`` (private).
+:func:`publish` copies the latest complete version's exports to ``public/leaderboards/<task>/``
+(the current files, plus a copy per version), records the publication, and sends each team one
+e-mail with every one of its runs' scores and ranks, its team rank, the number of participating
+teams and a link to the public page. Each team's message goes through the outbox, so a second
+run sends nothing. After publication, :func:`notify_rescore` compares a new version with the one
+last published, e-mails only the teams whose scores changed (what changed and why) and
+re-publishes. A message never names another team's runs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from include.campaign import scoring
+from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
+from include.campaign.mail import render_mail
+
+PUBLISHED_FILE = "published.json"
+RESULTS_PURPOSE, RESCORE_PURPOSE = "results", "rescore"
+TOP_SHOWN = 10
+
+
+class ResultsError(RuntimeError):
+    """Nothing to publish, or a request that would go backwards; the text says what to do."""
+
+
+# --- what the organizer sees before approving ---------------------------------------------------
+
+
+def summary(ctx, task_id: str) -> str:
+    """The text shown in the approval step: version, counts, top of the leaderboard, publication state."""
+    task = ctx.campaign.task(task_id)
+    version = scoring.latest_version(ctx, task_id)
+    if version is None:
+        return f"{task.title} ({task_id}): no complete evaluation yet; nothing to publish."
+    lineage = _lineage(ctx, task_id, version)
+    board = scoring.read_leaderboard(ctx, task_id, version)
+    rows = board["rows"]
+    counts = {status: sum(row["status"] == status for row in rows) for status in (RANKED, "not ranked", "invalid")}
+    lines = [
+        f"{ctx.campaign.name} / {task.title} ({task_id})",
+        f"Evaluation {version}, requested {lineage.get('requested_at')} by {lineage.get('triggered_by')}: {lineage.get('reason')}",
+        f"{len(rows)} runs from {board['participating_teams']} teams: {counts[RANKED]} ranked, "
+        f"{counts['not ranked']} valid but not ranked, {counts['invalid']} invalid or not scored.",
+    ]
+    if board["ranked_by"]:
+        direction = next(m for m in board["metrics"] if m["name"] == board["ranked_by"])["higher_is_better"]
+        lines.append(f"Ranked by {board['ranked_by']} ({'higher' if direction else 'lower'} is better).")
+    if board.get("note"):
+        lines.append(f"Note: {board['note']}")
+    ranked = [row for row in rows if row["status"] == RANKED]
+    if ranked:
+        lines.append(f"Top {min(TOP_SHOWN, len(ranked))} of {len(ranked)} ranked runs:")
+        lines += [f"  {row['rank']:>3}  {row['team']} / {row['run']}  {_number(row['metrics'].get(board['ranked_by']))}" for row in ranked[:TOP_SHOWN]]
+    lines.append(_publication_state(ctx, task_id, version))
+    return "\n".join(lines)
+
+
+def _publication_state(ctx, task_id: str, version: str) -> str:
+    record = published(ctx, task_id)
+    if record is None:
+        return "Not published yet: approving publishes this leaderboard and e-mails every team its results."
+    if record["version"] == version:
+        return f"Already published ({version}, approved by {record.get('approved_by')}); publishing again sends no e-mail."
+    return (f"Published version: {record['version']}; this newer evaluation will be published and only teams "
+            "whose scores changed will be e-mailed.")
+
+
+# --- publication ----------------------------------------------------------------------------------
+
+
+def published(ctx, task_id: str) -> dict | None:
+    """The record of the last publication of the task (version, since, who, when), or None."""
+    key = ctx.layout.leaderboards(task_id) + PUBLISHED_FILE
+    return ctx.store.get_json(key) if ctx.store.exists(key) else None
+
+
+def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = None) -> dict:
+    """Publish the latest complete evaluation of the task and e-mail each team its results once.
+
+    If an older version was published already, this publishes the newer one and e-mails only the
+    teams whose scores changed (as :func:`notify_rescore`). ``public_base_url`` (or the
+    ``CLEF_PUBLIC_BASE_URL`` environment variable) replaces presigned links with public ones.
+    """
+    task = ctx.campaign.task(task_id)
+    version = scoring.latest_version(ctx, task_id)
+    if version is None:
+        raise ResultsError(f"task {task_id}: no complete evaluation to publish; run the scoring DAG first")
+    record = published(ctx, task_id)
+    if record is not None and record["version"] != version:
+        reason = _lineage(ctx, task_id, version).get("reason", "re-scored")
+        return notify_rescore(ctx, task_id, version, reason, public_base_url=public_base_url, approved_by=approved_by)
+    _copy_to_public(ctx, task_id, version)
+    if record is None:
+        _record_publication(ctx, task_id, version, since=None, approved_by=approved_by, reason="results release")
+    board = scoring.read_leaderboard(ctx, task_id, version)
+    evaluation = scoring.read_evaluation(ctx, task_id, version)
+    link = public_link(ctx, task_id, public_base_url)
+    report = {"task": task_id, "version": version, "sent": [], "already_sent": [], "unreachable": []}
+    for team in board_teams(board):
+        contact = team_contact(ctx, team)
+        if contact is None:
+            report["unreachable"].append({"team": team, "reason": f"no contact e-mail in {ctx.layout.team_record(team)}"})
+            continue
+        mail = render_mail(RESULTS_PURPOSE, contact["email"], **_results_context(ctx, task, board, evaluation, team, contact, link))
+        result = ctx.outbox.send_once(RESULTS_PURPOSE, f"{task_id}.{team}", mail)
+        report["sent" if result.sent else "already_sent"].append(team)
+    return report
+
+
+def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url: str | None = None,
+                   approved_by: str | None = None) -> dict:
+    """After publication: publish ``version`` and e-mail only the teams whose scores changed since the published one.
+
+    Before publication this does nothing (leaderboards stay private); an older version than the
+    published one is refused. Each message says what changed (old and new values, ranks) and why.
+    """
+    task = ctx.campaign.task(task_id)
+    record = published(ctx, task_id)
+    if record is None:
+        return {"task": task_id, "version": version, "published": False, "sent": [], "note": "results not published yet: nothing e-mailed"}
+    if not scoring.is_complete(ctx, task_id, version):
+        raise ResultsError(f"task {task_id}: evaluation {version} is not complete; finalize it before notifying teams")
+    if _number_of(version) < _number_of(record["version"]):
+        raise ResultsError(f"task {task_id}: {record['version']} is published; {version} is older and is not published over it")
+    # A retry after the record was written compares with what the record replaced, so no team is missed.
+    since = record["version"] if record["version"] != version else record.get("since")
+    _copy_to_public(ctx, task_id, version)
+    if record["version"] != version:
+        _record_publication(ctx, task_id, version, since=since, approved_by=approved_by or "re-score", reason=reason)
+    report: dict[str, Any] = {"task": task_id, "version": version, "since": since, "published": True, "sent": [], "already_sent": [],
+                              "unreachable": [], "teams_changed": []}
+    if since is None:
+        return report
+    diff = scoring.diff_evaluations(scoring.read_evaluation(ctx, task_id, since)["runs"], scoring.read_evaluation(ctx, task_id, version)["runs"],
+                                    scoring.read_leaderboard(ctx, task_id, since), scoring.read_leaderboard(ctx, task_id, version))
+    board = scoring.read_leaderboard(ctx, task_id, version)
+    link = public_link(ctx, task_id, public_base_url)
+    report["teams_changed"] = diff["teams_changed"]
+    for team in diff["teams_changed"]:
+        contact = team_contact(ctx, team)
+        if contact is None:
+            report["unreachable"].append({"team": team, "reason": f"no contact e-mail in {ctx.layout.team_record(team)}"})
+            continue
+        context = _rescore_context(ctx, task, board, diff, team, contact, link, since, version, reason)
+        result = ctx.outbox.send_once(RESCORE_PURPOSE, f"{task_id}.{version}.{team}", render_mail(RESCORE_PURPOSE, contact["email"], **context))
+        report["sent" if result.sent else "already_sent"].append(team)
+    return report
+
+
+def _copy_to_public(ctx, task_id: str, version: str) -> list[str]:
+    """The version's exports to ``public/leaderboards/<task>/`` (current) and ``…/<version>/`` (kept)."""
+    source = ctx.layout.leaderboards(task_id, version)
+    target = ctx.layout.public_leaderboards(task_id)
+    keys = []
+    for name, _ in scoring.LEADERBOARD_EXPORTS.values():
+        for destination in (target + name, target + f"{version}/{name}"):
+            ctx.store.copy(source + name, destination)
+            keys.append(destination)
+    return keys
+
+
+def _record_publication(ctx, task_id: str, version: str, since: str | None, approved_by: str, reason: str) -> None:
+    record = {"task": task_id, "version": version, "since": since, "approved_by": approved_by, "reason": reason,
+              "published_at": ctx.now().isoformat(), "public_prefix": ctx.layout.public_leaderboards(task_id)}
+    history = ctx.layout.leaderboards(task_id) + f"publications/{version}.json"
+    if not ctx.store.create_json_once(history, record):
+        record = ctx.store.get_json(history)  # a retry keeps the first record (who approved, when)
+    ctx.store.put_json(ctx.layout.leaderboards(task_id) + PUBLISHED_FILE, record)
+
+
+def public_link(ctx, task_id: str, public_base_url: str | None = None) -> str:
+    """The public HTML leaderboard: under the configured base URL, else a presigned GET link."""
+    key = ctx.layout.public_leaderboards(task_id) + scoring.LEADERBOARD_EXPORTS["html"][0]
+    base = public_base_url or os.environ.get("CLEF_PUBLIC_BASE_URL")
+    if base:
+        return f"{base.rstrip('/')}/{key}"
+    return ctx.store.presigned_get(key, ctx.campaign.links.download_expiry_hours * 3600)
+
+
+# --- teams ----------------------------------------------------------------------------------------
+
+
+def board_teams(board: Mapping[str, Any]) -> list[str]:
+    return sorted({row["team"] for row in board["rows"]})
+
+
+def team_contact(ctx, team_id: str) -> dict | None:
+    """A team's display name and contact e-mail from its registration record, or None."""
+    key = ctx.layout.team_record(team_id)
+    if not ctx.store.exists(key):
+        return None
+    record = ctx.store.get_json(key)
+    contact = record.get("contact") if isinstance(record.get("contact"), Mapping) else {}
+    email = record.get("contact_email") or record.get("email") or contact.get("email")
+    if not email:
+        return None
+    return {"email": str(email), "name": str(record.get("team_name") or record.get("name") or team_id),
+            "contact_name": str(record.get("contact_name") or contact.get("name") or "")}
+
+
+# --- message contents -------------------------------------------------------------------------------
+
+
+def _results_context(ctx, task, board: Mapping[str, Any], evaluation: Mapping[str, Any], team: str, contact: dict, link: str) -> dict:
+    runs_by_key = {(r["team"], r["run"]): r for r in evaluation["runs"]}
+    team_rows = [row for row in board["rows"] if row["team"] == team]
+    ranked_teams = board["team_ranks"]
+    return {
+        **_common_context(ctx, task, board, team, contact, link),
+        "runs": [_run_lines(board, row, runs_by_key.get((team, row["run"]), {})) for row in sorted(team_rows, key=lambda r: r["run"])],
+        "team_rank": ranked_teams.get(team),
+        "ranked_teams": len(ranked_teams),
+        "ranked_runs": sum(row["status"] == RANKED for row in board["rows"]),
+    }
+
+
+def _rescore_context(ctx, task, board, diff, team, contact, link, since, version, reason) -> dict:
+    rows = {row["run"]: row for row in board["rows"] if row["team"] == team}
+    changes = [c for c in diff["changed"] if c["team"] == team]
+    ranks = {c["run"]: c for c in diff["rank_changes"] if c["team"] == team}
+    return {
+        **_common_context(ctx, task, board, team, contact, link),
+        "reason": reason, "since": since, "version": version,
+        "changes": [
+            {
+                "run": change["run"],
+                "verdict": change.get("verdict"),
+                "metrics": [(name, _number(values["old"]), _number(values["new"])) for name, values in (change.get("metrics") or {}).items()],
+                "rank": ranks.get(change["run"]),
+            }
+            for change in changes
+        ],
+        "added": [a["run"] for a in diff["added"] if a["team"] == team],
+        "removed": [r["run"] for r in diff["removed"] if r["team"] == team],
+        "current": [_run_lines(board, rows[run], {}) for run in sorted(rows)],
+        "team_rank": board["team_ranks"].get(team),
+        "ranked_teams": len(board["team_ranks"]),
+    }
+
+
+def _common_context(ctx, task, board, team, contact, link) -> dict:
+    return {
+        "campaign_name": ctx.campaign.name, "task_title": task.title, "task_id": task.id, "team": team,
+        "team_name": contact["name"], "contact_name": contact["contact_name"], "link": link,
+        "participating_teams": board["participating_teams"], "ranked_by": board["ranked_by"], "version": board["version"],
+        "link_hours": ctx.campaign.links.download_expiry_hours, "contact_email": ctx.campaign.contact_email,
+        "reply_to": ctx.campaign.contact_email, "note": board.get("note") or "",
+    }
+
+
+def _run_lines(board: Mapping[str, Any], row: Mapping[str, Any], run: Mapping[str, Any]) -> dict:
+    return {
+        "run": row["run"], "status": row["status"], "rank": row["rank"], "note": row.get("note") or run.get("reason") or "",
+        "metrics": [(m["name"], _number(row["metrics"].get(m["name"])) if row["status"] != "invalid" else "")
+                    for m in board["metrics"]],
+    }
+
+
+def _number(value: float | None) -> str:
+    return NOT_COMPUTED if value is None else f"{value:.{DISPLAY_DECIMALS}f}"
+
+
+def _number_of(version: str) -> int:
+    return int(scoring.VERSION_NAME.match(version).group(1))
+
+
+def _lineage(ctx, task_id: str, version: str) -> dict:
+    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + scoring.LINEAGE_FILE)

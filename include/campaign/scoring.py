@@ -1,0 +1,667 @@
+"""Scoring: validate and score collected runs into versioned, immutable evaluations with lineage.
+
+One scoring of a task is one evaluation version, ``evaluations/<task>/<version>/``::
+
+    version.json                     allocated first, create-once: reason, who, when, request id
+    runs/<team>/<run>/report.json    the validation report (report.txt: its plain-text rendering)
+    runs/<team>/<run>/metrics.json   every metric's value, or why it was not computed
+    runs/<team>/<run>/per_item.csv   per-item scores, one column per metric (valid runs only)
+    evaluation.json                  every run of the task: its summary and the version that scored it
+    diff.json                        what changed against the previous version (scores, verdicts, ranks)
+    lineage.json                     written last (create-once): run and gold sha256, metric code
+                                     version, reason, who; its presence marks the version complete
+
+and its leaderboard exports under ``leaderboards/<task>/<version>/`` (private until published).
+
+A re-score of one team or run allocates a new version and carries the other runs forward from the
+previous complete version, so every version is a complete evaluation of the task; a complete
+version is never written again. The DAG's mapped tasks call :func:`score_one` once per run; the
+``score`` command and :func:`score_one` share :func:`evaluate`, so a participant's local score
+equals the official one.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Mapping
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from include.campaign import leaderboard as leaderboards
+from include.campaign.config import Task
+from include.campaign.layout import segment
+from include.campaign.store import StoreError, dump_json
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VERSION_NAME = re.compile(r"^v(\d{4,})$")
+VERSION_FILE, EVALUATION_FILE, DIFF_FILE, LINEAGE_FILE = "version.json", "evaluation.json", "diff.json", "lineage.json"
+LEADERBOARD_EXPORTS = {
+    "csv": ("leaderboard.csv", "text/csv; charset=utf-8"),
+    "json": ("leaderboard.json", "application/json"),
+    "html": ("leaderboard.html", "text/html; charset=utf-8"),
+    "latex": ("leaderboard.tex", "application/x-tex; charset=utf-8"),
+}
+# Scores closer than this are the same score: re-running identical code must not report a change.
+SCORE_TOLERANCE = 1e-12
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
+             "pytrec-eval-terrier", "great-expectations")
+# The code whose change changes a score: reported as "dirty" in the lineage when edited since the commit.
+SCORING_CODE = ("include/metrics", "include/campaign/validation", "include/schemas", "include/campaign/scoring.py")
+
+
+class ScoringError(RuntimeError):
+    """A whole-task problem (no manifest, no gold, unknown team, finalized version); the text says what to fix."""
+
+
+# --- the evaluation of one run file (shared with the `score` command) -----------------------------
+
+
+@dataclass
+class RunEvaluation:
+    """One run's validation report and, when it is valid, its metric results."""
+
+    verdict: str  # valid | invalid | error
+    report: dict[str, Any]
+    text: str
+    results: dict[str, Any] = field(default_factory=dict)  # metric name -> MetricResult
+    reason: str = ""
+
+
+def task_metric_options(task: Task) -> dict[str, Any]:
+    """The task's metric options as one flat mapping for ``score_run``.
+
+    The campaign file may group options by metric (``{concept_f1: {concept_case_sensitive: true}}``)
+    or give option names directly; both are accepted.
+    """
+    options: dict[str, Any] = {}
+    for key, value in task.metric_options.items():
+        if key in task.metrics and isinstance(value, Mapping):
+            options.update(value)
+        else:
+            options[key] = value
+    return options
+
+
+def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
+    """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
+
+    A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
+    """
+    from include.campaign import validation
+    from include.metrics import score_run
+
+    gold_error = getattr(validation, "GoldError", ())
+    try:
+        outcome = validation.validate_run(task.run_format, Path(run_path), Path(gold_dir), limits)
+    except gold_error as exc:  # type: ignore[misc]
+        raise ScoringError(f"task {task.id}: the gold folder cannot be read: {exc}") from None
+    except Exception as exc:  # a validator fault on one run must not stop the other runs
+        return _error_evaluation("validation", exc)
+    if outcome.report.get("verdict") != "valid":
+        return RunEvaluation("invalid", outcome.report, outcome.text, reason=invalid_reason(outcome.report))
+    try:
+        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, task_metric_options(task))
+    except Exception as exc:
+        return _error_evaluation("scoring", exc, outcome.report, outcome.text)
+    return RunEvaluation("valid", outcome.report, outcome.text, results)
+
+
+def _error_evaluation(stage: str, exc: Exception, report: dict | None = None, text: str = "") -> RunEvaluation:
+    message = f"{stage} failed: {type(exc).__name__}: {exc}"
+    report = dict(report or {})
+    report.update({"verdict": "error", "error": message})
+    return RunEvaluation("error", report, (text + "\n" if text else "") + message + "\n", reason=message)
+
+
+def invalid_reason(report: Mapping[str, Any]) -> str:
+    """One line naming the broken rules of an invalid run, for leaderboards and summaries."""
+    rules: list[str] = []
+    for finding in report.get("rules_broken") or []:
+        if isinstance(finding, Mapping):
+            rules.append(str(finding.get("rule") or finding.get("description") or ""))
+        else:
+            rules.append(str(finding))
+    rules = [rule for rule in rules if rule]
+    if not rules:
+        return "invalid: see the validation report"
+    return f"invalid: {len(rules)} rule(s) broken ({', '.join(rules[:5])}{', ...' if len(rules) > 5 else ''})"
+
+
+# --- the gold folder, downloaded once per process and content ---------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldCopy:
+    folder: Path  # the gold folder to hand to validation
+    files: dict[str, str]  # path inside the folder -> sha256
+    fingerprint: str  # sha256 over the listing (key, size, etag): changes when any gold object changes
+
+
+_GOLD_COPIES: dict[tuple[str, str], GoldCopy] = {}
+_GOLD_LOCK = threading.Lock()
+
+
+def gold_copy(ctx, task_id: str) -> GoldCopy:
+    """The task's test gold as a local folder, downloaded once per content (cached by fingerprint)."""
+    prefix = ctx.layout.gold(task_id, "test")
+    listing = [info for info in ctx.store.list_objects(prefix) if not info.key.endswith("/")]
+    if not listing:
+        raise ScoringError(f"task {task_id}: no gold under s3://{ctx.store.bucket}/{prefix}; stage the test ground truth there first")
+    fingerprint = hashlib.sha256("\n".join(f"{i.key}\t{i.size}\t{i.etag}" for i in listing).encode()).hexdigest()
+    cache_key = (f"{ctx.store.settings.endpoint_url}|{ctx.store.bucket}|{prefix}", fingerprint)
+    with _GOLD_LOCK:
+        copy = _GOLD_COPIES.get(cache_key)
+        if copy is None or not copy.folder.is_dir():
+            copy = _download_gold(ctx, task_id, prefix, listing, fingerprint)
+            _GOLD_COPIES[cache_key] = copy
+    return copy
+
+
+def _download_gold(ctx, task_id: str, prefix: str, listing, fingerprint: str) -> GoldCopy:
+    base = Path(tempfile.gettempdir()) / "clef-gold" / segment(ctx.campaign.id) / segment(task_id) / fingerprint[:24]
+    index = base / "files.json"
+    if index.is_file():  # another process on this worker downloaded it already
+        return GoldCopy(base / "gold", json.loads(index.read_text()), fingerprint)
+    staging = Path(tempfile.mkdtemp(prefix="gold-", dir=_ensure_dir(base.parent)))
+    files: dict[str, str] = {}
+    for info in listing:
+        relative = _relative_gold_path(prefix, info.key)
+        target = staging / "gold" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ctx.store.download(info.key, str(target))
+        files[relative] = file_sha256(target)
+    (staging / "files.json").write_text(json.dumps(files, sort_keys=True))
+    try:
+        os.replace(staging, base)  # atomic: a folder is either complete or absent
+    except OSError:  # a concurrent process won the race; its copy has the same content
+        shutil.rmtree(staging, ignore_errors=True)
+    return GoldCopy(base / "gold", files, fingerprint)
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _relative_gold_path(prefix: str, key: str) -> str:
+    relative = PurePosixPath(key[len(prefix):])
+    if relative.is_absolute() or any(part in ("", ".", "..") for part in relative.parts):
+        raise ScoringError(f"gold object {key!r} has an unsafe name; rename it")
+    return str(relative)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- planning and versions ---------------------------------------------------------------------------
+
+
+def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iterable[str] | str | None = None) -> list[dict]:
+    """The collected runs to score, from the collection manifest, optionally filtered.
+
+    ``teams`` and ``runs`` are lists or comma/space separated text (an empty value means all); a run
+    is named ``run`` (that run of every selected team) or ``team/run``. Names that match nothing are
+    refused with the list of known ones, so a typo in the form never scores nothing silently.
+    """
+    _task(ctx, task_id)
+    collected = read_manifest(ctx, task_id).get("collected") or []
+    wanted_teams, wanted_runs = _names(teams), _names(runs)
+    _refuse_unknown(task_id, "team", wanted_teams, {entry["team"] for entry in collected})
+    _refuse_unknown(task_id, "run", wanted_runs, {entry["run"] for entry in collected} | {f"{e['team']}/{e['run']}" for e in collected})
+    items = []
+    for entry in collected:
+        if wanted_teams and entry["team"] not in wanted_teams:
+            continue
+        if wanted_runs and entry["run"] not in wanted_runs and f"{entry['team']}/{entry['run']}" not in wanted_runs:
+            continue
+        items.append({"team": entry["team"], "run": entry["run"], "key": entry["key"], "sha256": entry.get("sha256")})
+    return sorted(items, key=lambda item: (item["team"], item["run"]))
+
+
+def read_manifest(ctx, task_id: str) -> dict:
+    key = ctx.layout.collection_manifest(task_id)
+    if not ctx.store.exists(key):
+        raise ScoringError(f"task {task_id}: no collection manifest at s3://{ctx.store.bucket}/{key}; runs are scored after collection")
+    return ctx.store.get_json(key)
+
+
+def _names(value: Iterable[str] | str | None) -> set[str]:
+    if value is None:
+        return set()
+    items = re.split(r"[\s,]+", value) if isinstance(value, str) else [str(v).strip() for v in value]
+    return {item for item in items if item}
+
+
+def _refuse_unknown(task_id: str, kind: str, wanted: set[str], known: set[str]) -> None:
+    unknown = sorted(wanted - known)
+    if unknown:
+        choices = ", ".join(sorted(known)) or "none collected"
+        raise ScoringError(f"task {task_id}: no collected {kind} named {', '.join(unknown)}; collected {kind}s: {choices}")
+
+
+def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: str | None = None) -> str:
+    """Allocate the next evaluation version (v0001, v0002, ...) with a create-once write.
+
+    Two concurrent scorings never share a version: the loser of a create-once race moves on to
+    the next number. ``request_id`` (e.g. the DAG run id) makes a retried allocation return the
+    version it allocated before instead of a new one.
+    """
+    _task(ctx, task_id)
+    if not str(reason or "").strip():
+        raise ScoringError(f"task {task_id}: a scoring needs a reason (what changed, why re-score)")
+    existing = versions(ctx, task_id)
+    if request_id:
+        for version in reversed(existing):
+            if _version_record(ctx, task_id, version).get("request_id") == request_id:
+                return version
+    number = max((int(VERSION_NAME.match(v).group(1)) for v in existing), default=0) + 1
+    record = {"task": task_id, "reason": str(reason).strip(), "triggered_by": triggered_by or "unknown",
+              "created_at": ctx.now().isoformat(), "request_id": request_id}
+    for _ in range(1000):
+        version = f"v{number:04d}"
+        if ctx.store.create_json_once(ctx.layout.evaluations(task_id, version) + VERSION_FILE, {**record, "version": version}):
+            return version
+        number += 1
+    raise ScoringError(f"task {task_id}: could not allocate an evaluation version after 1000 attempts")
+
+
+def versions(ctx, task_id: str) -> list[str]:
+    """Every allocated version of the task, oldest first."""
+    prefix = ctx.layout.evaluations(task_id)
+    names = []
+    try:
+        for page in ctx.store.client.get_paginator("list_objects_v2").paginate(Bucket=ctx.store.bucket, Prefix=prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(prefix):].rstrip("/")
+                if VERSION_NAME.match(name):
+                    names.append(name)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreError(f"cannot list s3://{ctx.store.bucket}/{prefix}: {exc}") from None
+    return sorted(names, key=lambda name: int(VERSION_NAME.match(name).group(1)))
+
+
+def is_complete(ctx, task_id: str, version: str) -> bool:
+    return ctx.store.exists(ctx.layout.evaluations(task_id, version) + LINEAGE_FILE)
+
+
+def latest_version(ctx, task_id: str, before: str | None = None) -> str | None:
+    """The newest complete version (optionally older than ``before``), or None."""
+    limit = int(VERSION_NAME.match(before).group(1)) if before else None
+    for version in reversed(versions(ctx, task_id)):
+        if limit is not None and int(VERSION_NAME.match(version).group(1)) >= limit:
+            continue
+        if is_complete(ctx, task_id, version):
+            return version
+    return None
+
+
+def _version_record(ctx, task_id: str, version: str) -> dict:
+    key = ctx.layout.evaluations(task_id, version) + VERSION_FILE
+    if not ctx.store.exists(key):
+        raise ScoringError(f"task {task_id}: evaluation version {version} was never allocated (call new_version first)")
+    return ctx.store.get_json(key)
+
+
+def _task(ctx, task_id: str) -> Task:
+    try:
+        return ctx.campaign.task(task_id)
+    except KeyError as exc:
+        raise ScoringError(str(exc.args[0])) from None
+
+
+# --- scoring one run ---------------------------------------------------------------------------------
+
+
+def run_prefix(ctx, task_id: str, version: str, team: str, run: str) -> str:
+    return ctx.layout.evaluations(task_id, version) + f"runs/{segment(team)}/{segment(run)}/"
+
+
+def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
+    """Validate and (if valid) score one collected run into the version; return its summary.
+
+    Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
+    whole-task problem (no gold, broken gold, a version already finalized).
+    """
+    task = _task(ctx, task_id)
+    gold = _gold_for_version(ctx, task_id, version)
+    if is_complete(ctx, task_id, version):
+        raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
+    limits = _validation_limits(ctx, task)
+    with tempfile.TemporaryDirectory(prefix="run-") as scratch:
+        run_path = Path(scratch) / segment(item["run"])
+        sha256 = download_with_sha256(ctx.store, item["key"], run_path)
+        if item.get("sha256") and sha256 != item["sha256"]:
+            evaluation = RunEvaluation("error", {"verdict": "error"}, "", reason=(
+                f"the collected object {item['key']} has sha256 {sha256}, not {item['sha256']} as the collection "
+                "manifest says: it changed after collection, so it is not scored"))
+            evaluation.report["error"] = evaluation.text = evaluation.reason
+        else:
+            evaluation = evaluate(task, run_path, gold.folder, limits)
+    summary = _summary(item, sha256, evaluation, gold, version)
+    _write_run_outputs(ctx, task, version, summary, evaluation)
+    return summary
+
+
+_VERSION_GOLD: dict[tuple[str, str, str], GoldCopy] = {}
+
+
+def _gold_for_version(ctx, task_id: str, version: str) -> GoldCopy:
+    """The gold of a version, looked up once per process: checks the version exists, lists the gold once.
+
+    Every run of a version is scored against the gold seen by the first run in this process; if
+    the gold changes while other processes score, ``finalize`` notices (fingerprints differ).
+    """
+    key = (f"{ctx.store.settings.endpoint_url}|{ctx.store.bucket}", task_id, version)
+    copy = _VERSION_GOLD.get(key)
+    if copy is None or not copy.folder.is_dir():
+        _version_record(ctx, task_id, version)
+        copy = _VERSION_GOLD[key] = gold_copy(ctx, task_id)
+    return copy
+
+
+def download_with_sha256(store, key: str, path: Path) -> str:
+    """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
+    digest = hashlib.sha256()
+    try:
+        body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
+        with open(path, "wb") as handle:
+            for chunk in iter(lambda: body.read(1024 * 1024), b""):
+                digest.update(chunk)
+                handle.write(chunk)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreError(f"cannot read s3://{store.bucket}/{key}: {exc}") from None
+    return digest.hexdigest()
+
+
+def _validation_limits(ctx, task: Task):
+    from include.campaign.validation import RunLimits
+
+    return RunLimits(**ctx.campaign.task_run_limits(task).model_dump())
+
+
+def _summary(item: Mapping[str, Any], sha256: str, evaluation: RunEvaluation, gold: GoldCopy, version: str) -> dict:
+    metrics = {name: _finite(result.value) for name, result in evaluation.results.items()}
+    not_computed = {name: (result.not_computed or "not computed: no value") for name, result in evaluation.results.items() if metrics[name] is None}
+    return {
+        "team": item["team"], "run": item["run"], "key": item["key"], "sha256": sha256,
+        "verdict": evaluation.verdict, "reason": evaluation.reason,
+        "metrics": metrics, "not_computed": not_computed,
+        "gold_fingerprint": gold.fingerprint, "scored_in": version,
+    }
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation: RunEvaluation) -> None:
+    from include.metrics.registry import METRICS
+
+    prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
+    store = ctx.store
+    store.put_json(prefix + "report.json", evaluation.report)
+    store.put_bytes(prefix + "report.txt", (evaluation.text or "").encode("utf-8"), content_type="text/plain; charset=utf-8")
+    detail = {
+        name: {
+            "value": summary["metrics"][name],
+            "not_computed": summary["not_computed"].get(name),
+            "breakdown": {k: _finite(v) for k, v in (result.breakdown or {}).items()},
+            "higher_is_better": METRICS[name].higher_is_better,
+        }
+        for name, result in evaluation.results.items()
+    }
+    store.put_json(prefix + "metrics.json", {**{k: summary[k] for k in ("team", "run", "sha256", "verdict", "reason")}, "metrics": detail})
+    if evaluation.results:
+        store.put_bytes(prefix + "per_item.csv", per_item_csv(evaluation.results).encode("utf-8"), content_type="text/csv; charset=utf-8")
+
+
+def per_item_csv(results: Mapping[str, Any]) -> str:
+    """Per-item scores of every metric that has them, one row per item, one column per metric."""
+    import pandas as pd
+
+    columns = {name: result.per_item for name, result in results.items() if result.per_item is not None}
+    if not columns:
+        return "item\n"
+    table = pd.concat({name: series.groupby(level=0).first() for name, series in columns.items()}, axis=1)
+    table.index = table.index.astype(str)
+    table.index.name = "item"
+    return table.sort_index().to_csv(lineterminator="\n")
+
+
+# --- finalizing a version ----------------------------------------------------------------------------
+
+
+def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str) -> dict:
+    """Complete the version: carry unchanged runs forward, write evaluation, diff, leaderboard, lineage.
+
+    Idempotent: a complete version is returned as it was, never rewritten.
+    """
+    task = _task(ctx, task_id)
+    allocation = _version_record(ctx, task_id, version)
+    base = ctx.layout.evaluations(task_id, version)
+    if is_complete(ctx, task_id, version):
+        return _outcome(ctx, task_id, version, ctx.store.get_json(base + EVALUATION_FILE), ctx.store.get_json(base + DIFF_FILE))
+    previous = latest_version(ctx, task_id, before=version)
+    previous_runs = {(r["team"], r["run"]): r for r in read_evaluation(ctx, task_id, previous)["runs"]} if previous else {}
+    scored = {(s["team"], s["run"]): dict(s) for s in summaries if isinstance(s, Mapping) and s.get("team")}
+    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs)
+    evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
+    board = leaderboards.build(task, runs, metric_specs(task), version=version)
+    previous_board = read_leaderboard(ctx, task_id, previous) if previous else None
+    diff = diff_evaluations(list(previous_runs.values()), runs, previous_board, board.to_dict())
+    diff.update({"task": task_id, "version": version, "previous_version": previous, "reason": allocation.get("reason") or reason})
+    ctx.store.put_json(base + EVALUATION_FILE, evaluation)
+    ctx.store.put_json(base + DIFF_FILE, diff)
+    write_leaderboard(ctx, task_id, version, board)
+    lineage = _lineage(ctx, task, version, previous, allocation, runs, missing, reason, triggered_by)
+    ctx.store.create_json_once(base + LINEAGE_FILE, lineage)
+    return _outcome(ctx, task_id, version, evaluation, diff)
+
+
+def metric_specs(task: Task) -> list:
+    from include.metrics.registry import METRICS
+
+    return [METRICS[name] for name in task.metrics]
+
+
+def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict) -> tuple[list[dict], list[dict]]:
+    """Every collected run: scored now, carried forward unchanged from the previous version, or missing."""
+    runs: list[dict] = []
+    missing: list[dict] = []
+    collected = {(e["team"], e["run"]): e for e in manifest.get("collected") or []}
+    for key in sorted(set(collected) | set(scored)):
+        if key in scored:
+            runs.append(scored[key])
+            continue
+        earlier = previous_runs.get(key)
+        if earlier and earlier.get("sha256") == collected[key].get("sha256"):
+            _carry_forward(ctx, task_id, earlier["scored_in"], version, *key)
+            runs.append(earlier)
+        else:
+            why = "never scored" if not earlier else f"the collected run changed after {earlier['scored_in']} scored it"
+            missing.append({"team": key[0], "run": key[1], "reason": f"{why}; score it to include it"})
+    return runs, missing
+
+
+def _carry_forward(ctx, task_id: str, source_version: str, target_version: str, team: str, run: str) -> None:
+    """Copy a run's files from the version that scored it, so every version folder is complete."""
+    source = run_prefix(ctx, task_id, source_version, team, run)
+    target = run_prefix(ctx, task_id, target_version, team, run)
+    for key in ctx.store.list_keys(source):
+        ctx.store.copy(key, target + key[len(source):])
+
+
+def read_evaluation(ctx, task_id: str, version: str) -> dict:
+    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + EVALUATION_FILE)
+
+
+def read_leaderboard(ctx, task_id: str, version: str) -> dict:
+    return ctx.store.get_json(ctx.layout.leaderboards(task_id, version) + LEADERBOARD_EXPORTS["json"][0])
+
+
+def write_leaderboard(ctx, task_id: str, version: str, board: leaderboards.Leaderboard) -> dict[str, str]:
+    prefix = ctx.layout.leaderboards(task_id, version)
+    texts = {"csv": board.to_csv(), "json": board.to_json(), "html": board.to_html(), "latex": board.to_latex()}
+    keys = {}
+    for export, text in texts.items():
+        name, content_type = LEADERBOARD_EXPORTS[export]
+        ctx.store.put_bytes(prefix + name, text.encode("utf-8"), content_type=content_type)
+        keys[export] = prefix + name
+    return keys
+
+
+def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: dict, runs: list[dict],
+             missing: list[dict], reason: str, triggered_by: str) -> dict:
+    from include.metrics import resolve_options
+
+    gold = gold_copy(ctx, task.id)
+    stale = sorted({r["scored_in"] for r in runs if r.get("gold_fingerprint") not in (None, gold.fingerprint)})
+    warnings = [f"runs scored in {', '.join(stale)} used other gold than the current one (see those versions' lineage)"] if stale else []
+    return {
+        "campaign": ctx.campaign.id, "task": task.id, "version": version, "previous_version": previous,
+        "reason": allocation.get("reason") or reason, "triggered_by": allocation.get("triggered_by") or triggered_by,
+        "requested_at": allocation.get("created_at"), "finalized_at": ctx.now().isoformat(),
+        "run_format": task.run_format,
+        "code_version": code_version(), "libraries": library_versions(),
+        "metrics": [
+            {"name": spec.name, "function": repr(spec.compute), "higher_is_better": spec.higher_is_better,
+             "needs_model": spec.needs_model, "code_version": code_version()}
+            for spec in metric_specs(task)
+        ],
+        "metric_options": resolve_options(task.run_format, task_metric_options(task)),
+        "gold": {"prefix": ctx.layout.gold(task.id, "test"), "fingerprint": gold.fingerprint, "files": gold.files},
+        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "gold_fingerprint")} for r in runs],
+        "missing": missing, "warnings": warnings,
+    }
+
+
+def _outcome(ctx, task_id: str, version: str, evaluation: dict, diff: dict) -> dict:
+    runs = evaluation["runs"]
+    board = read_leaderboard(ctx, task_id, version)
+    ranked = [row for row in board["rows"] if row["status"] == leaderboards.RANKED]
+    return {
+        "task": task_id, "version": version, "previous_version": evaluation.get("previous_version"),
+        "runs": len(runs), "valid": sum(r["verdict"] == "valid" for r in runs),
+        "invalid": sum(r["verdict"] == "invalid" for r in runs), "errors": sum(r["verdict"] == "error" for r in runs),
+        "ranked": len(ranked), "teams": board["participating_teams"],
+        "scored_in_this_version": sum(r.get("scored_in") == version for r in runs),
+        "carried_forward": sum(r.get("scored_in") != version for r in runs),
+        "missing": [f"{m['team']}/{m['run']}" for m in evaluation.get("missing", [])],
+        "changed": [f"{c['team']}/{c['run']}" for c in diff.get("changed", [])],
+        "teams_changed": diff.get("teams_changed", []),
+        "rank_changes": len(diff.get("rank_changes", [])),
+        "ranked_by": board["ranked_by"],
+        "top": [{"rank": r["rank"], "team": r["team"], "run": r["run"], "value": r["metrics"].get(board["ranked_by"])} for r in ranked[:3]],
+        "leaderboard": {export: ctx.layout.leaderboards(task_id, version) + name for export, (name, _) in LEADERBOARD_EXPORTS.items()},
+    }
+
+
+# --- differences between versions -------------------------------------------------------------------
+
+
+def diff_evaluations(old_runs: list[Mapping[str, Any]], new_runs: list[Mapping[str, Any]],
+                     old_board: Mapping[str, Any] | None, new_board: Mapping[str, Any]) -> dict:
+    """Runs whose verdict or scores changed (old and new values), added and removed runs, rank changes."""
+    old = {(r["team"], r["run"]): r for r in old_runs}
+    new = {(r["team"], r["run"]): r for r in new_runs}
+    changed = []
+    for key in sorted(set(old) & set(new)):
+        change = _run_change(old[key], new[key])
+        if change:
+            changed.append({"team": key[0], "run": key[1], **change})
+    added = [{"team": t, "run": r} for t, r in sorted(set(new) - set(old))]
+    removed = [{"team": t, "run": r} for t, r in sorted(set(old) - set(new))]
+    old_ranks, new_ranks = _ranks(old_board), _ranks(new_board)
+    rank_changes = [
+        {"team": t, "run": r, "old_rank": old_ranks.get((t, r)), "new_rank": new_ranks.get((t, r))}
+        for t, r in sorted(set(old_ranks) | set(new_ranks))
+        if old_board is not None and old_ranks.get((t, r)) != new_ranks.get((t, r))
+    ]
+    teams = sorted({c["team"] for c in changed + added + removed})
+    return {"changed": changed, "added": added, "removed": removed, "rank_changes": rank_changes, "teams_changed": teams,
+            "unchanged": len(set(old) & set(new)) - len(changed)}
+
+
+def _run_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
+    metrics = {}
+    for name in sorted(set(old.get("metrics") or {}) | set(new.get("metrics") or {})):
+        before, after = (old.get("metrics") or {}).get(name), (new.get("metrics") or {}).get(name)
+        if not _same_score(before, after):
+            metrics[name] = {"old": before, "new": after}
+    change: dict[str, Any] = {}
+    if old.get("verdict") != new.get("verdict"):
+        change["verdict"] = {"old": old.get("verdict"), "new": new.get("verdict")}
+    if metrics:
+        change["metrics"] = metrics
+    if change:
+        change["old_sha256"], change["new_sha256"] = old.get("sha256"), new.get("sha256")
+    return change
+
+
+def _same_score(before: float | None, after: float | None) -> bool:
+    if before is None or after is None:
+        return before is None and after is None
+    return math.isclose(before, after, rel_tol=SCORE_TOLERANCE, abs_tol=SCORE_TOLERANCE)
+
+
+def _ranks(board: Mapping[str, Any] | None) -> dict[tuple[str, str], int]:
+    if not board:
+        return {}
+    return {(row["team"], row["run"]): row["rank"] for row in board["rows"] if row.get("rank") is not None}
+
+
+# --- code provenance -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """The scoring code's version: ``CLEF_CODE_VERSION``, else the git commit (dirty if edited), else the package version."""
+    if os.environ.get("CLEF_CODE_VERSION"):
+        return {"version": os.environ["CLEF_CODE_VERSION"], "source": "CLEF_CODE_VERSION"}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        dirty = bool(_git("status", "--porcelain", "--", *SCORING_CODE))
+        return {"git_commit": commit, "dirty": dirty, "source": "git"}
+    try:
+        return {"package_version": importlib.metadata.version("clef-campaign"), "source": "package"}
+    except importlib.metadata.PackageNotFoundError:
+        return {"source": "unknown", "note": "no CLEF_CODE_VERSION, no git checkout, no installed package"}
+
+
+def _git(*args: str) -> str:
+    try:
+        answer = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return answer.stdout.strip() if answer.returncode == 0 else ""
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
