@@ -39,8 +39,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def start_s3_server(port: int = 0):
     """A moto S3 server in a thread on 127.0.0.1; returns (server, endpoint_url)."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
@@ -141,6 +144,8 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
             "CLEF_BUCKET": bucket,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
+            # airflow standalone starts its components as `airflow ...` subprocesses: find the venv's.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
     )
     return env
