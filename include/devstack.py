@@ -139,6 +139,7 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": env.get("CLEF_DEMO_UI_PORT", "8080"),
             "AIRFLOW_CONN_CLEF_S3": s3_json,
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
