@@ -63,8 +63,8 @@ def collect(ctx: CampaignContext, task_id: str) -> dict[str, Any]:
     uploads, malformed = _uploads(ctx, task_id)
     kept, late, refused, dropped = [], [], list(malformed), []
     for (team_id, run), versions in sorted(uploads.items()):
-        on_time = [v for v in versions if v.uploaded_at <= deadline]
-        late += [Upload(team_id, run, v).entry() for v in versions if v.uploaded_at > deadline]
+        on_time = [v for v in versions if v.last_modified <= deadline]
+        late += [Upload(team_id, run, v).entry() for v in versions if v.last_modified > deadline]
         if team_id not in eligible:
             refused += [dict(Upload(team_id, run, v).entry(), reason=_refusal(ctx, team_id, task_id)) for v in on_time]
         elif on_time:
@@ -167,8 +167,13 @@ def _send_receipts(ctx: CampaignContext, task_id: str, manifest: dict[str, Any],
     deadline = describe_moment(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id))
     sent = []
     for team_id, team in sorted(recipients.items()):
-        mine = {part: [e for e in manifest[part] if e["team"] == team_id] for part in ("collected", "late", "refused", "dropped_over_limit")}
+        mine = {part: [_readable(ctx, e) for e in manifest[part] if e["team"] == team_id] for part in ("collected", "late", "refused", "dropped_over_limit")}
         if notices.send("run-receipt", f"{task_id}.{team_id}", team["contact_email"], team=team, task=task, deadline=deadline, runs_allowed=task.runs_allowed,
                         dates=task_dates(ctx.campaign, task_id, ("results_release", "working_notes_deadline")), **mine):
             sent.append(team_id)
     return sent
+
+
+def _readable(ctx: CampaignContext, entry: dict[str, Any]) -> dict[str, Any]:
+    """A manifest entry with its upload time as participants read it (campaign zone and UTC)."""
+    return dict(entry, uploaded=describe_moment(ctx.campaign, datetime.fromisoformat(entry["uploaded_at"])))

@@ -230,7 +230,10 @@ def intake(ctx: CampaignContext) -> dict[str, Any]:
     accepted, rejected = [], []
     for document in inbox_documents(ctx):
         outcome = _take_in(ctx, document, notices)
-        (accepted if outcome["status"] == "accepted" else rejected).append(outcome)
+        if outcome["status"] == "accepted":
+            accepted.append(outcome)
+        else:
+            rejected.append(outcome)
     notices.raise_if_failed("registration intake")
     return {"accepted": accepted, "rejected": rejected, "mail": notices.summary()}
 
@@ -414,7 +417,7 @@ def close(ctx: CampaignContext, task_ids: list[str]) -> dict[str, Any]:
     summary = [_task_summary(ctx, teams, task_id) for task_id in task_ids]
     notices = Notices(ctx)
     for recipient in organizer_addresses(campaign, task_ids):
-        notices.send("registration-summary", f"registration_closes.{stamp}", recipient, tasks=summary, snapshot_key=snapshot_key, sha256=digest, closed=describe_moment(campaign, closes_at))
+        notices.send("registration-summary", f"registration_closes.{stamp}", recipient, tasks=summary, team_count=len(teams), snapshot_key=snapshot_key, sha256=digest, closed=describe_moment(campaign, closes_at))
     notices.raise_if_failed("registration closing")
     return {
         "tasks": list(task_ids),

@@ -59,7 +59,7 @@ def send(ctx: CampaignContext, reminder_name: str, task_ids: list[str]) -> dict[
             continue
         listing = [{"task": campaign.task(task_id), "dates": task_dates(campaign, task_id, REMINDER_DATES)} for task_id in team_tasks]
         if notices.send("reminder", f"{reminder_name}.{utc_stamp(target)}.{team_id}", team["contact_email"],
-                        team=team, tasks=listing, milestone=milestone, days=days, target=describe_moment(campaign, target)):
+                        team=team, tasks=listing, reminded_milestone=milestone, days=days, target=describe_moment(campaign, target)):
             reminded.append(team_id)
     notices.raise_if_failed(f"reminder {reminder_name}")
     return {"reminder": reminder_name, "tasks": list(task_ids), "teams": reminded, "teams_without_record": missing, "tasks_not_collected": not_collected, "mail": notices.summary()}
