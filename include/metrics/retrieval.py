@@ -10,10 +10,17 @@ nDCG@k follows trec_eval (linear gain, discount log2(rank + 1)); the ideal ranki
 k judged images of the argument. Unjudged images gain 0. The mean runs over every argument of
 the gold ``arguments`` table, so a missing argument scores 0; option ``ndcg_average_over:
 judged_arguments`` averages over the arguments with at least one judgement instead, as
-ir-measures and ``trec_eval -c`` do.
+ir-measures and ``trec_eval -c`` do. A run that repeats an image for one argument (validation
+refuses it) is scored with the image at its best rank only.
+
+Hand-written with numpy on integer codes rather than calling ir-measures: the grades need the
+combination table first, the mean needs the arguments nobody ranked, and scoring runs against
+one gold is faster this way (benchmarks/metrics.py); the tests check it against ir-measures.
 """
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -22,24 +29,94 @@ import pandas as pd
 from include.metrics.result import MetricResult
 
 
-def combine_grades(values: pd.Series, keys: list[str]) -> pd.Series:
-    """Apply the combination table to each group of ``values`` (grades 0/1/2) under ``keys``."""
-    grouped = values.groupby([values.index.get_level_values(k) for k in keys], sort=False)
-    lowest, highest = grouped.min(), grouped.max()
-    combined = np.where((highest >= 2) & (lowest >= 1), 2, np.where(highest >= 1, 1, 0))
-    result = pd.Series(combined, index=lowest.index, name="relevance")
-    result.index.names = keys
-    return result
+@dataclass(frozen=True)
+class GradedQrels:
+    """Combined relevance per judged (argument, image), keyed by integer codes for numpy.
+
+    ``pair_keys`` is sorted and holds ``argument code * len(images) + image code``, where a code
+    is the position of the id in ``arguments`` or ``images``; ``grades`` are 0/1/2.
+    """
+
+    arguments: pd.Index
+    images: pd.Index
+    pair_keys: np.ndarray
+    grades: np.ndarray
+    argument_code: dict[str, int] = field(init=False, repr=False)
+    image_code: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # Plain dicts: a run holds a few hundred ids, where a dict lookup beats pandas' indexers.
+        object.__setattr__(self, "argument_code", {a: i for i, a in enumerate(self.arguments)})
+        object.__setattr__(self, "image_code", {a: i for i, a in enumerate(self.images)})
+
+    def codes_of_arguments(self, argument_ids) -> np.ndarray:
+        return np.fromiter((self.argument_code.get(a, -1) for a in argument_ids), dtype=np.int64, count=len(argument_ids))
+
+    def codes_of_images(self, image_ids) -> np.ndarray:
+        return np.fromiter((self.image_code.get(i, -1) for i in image_ids), dtype=np.int64, count=len(image_ids))
+
+    def argument_codes(self) -> np.ndarray:
+        return self.pair_keys // len(self.images)
+
+    def lookup(self, argument_codes: np.ndarray, image_codes: np.ndarray) -> np.ndarray:
+        """Grades of (argument, image) code pairs; unjudged pairs (or unknown ids, code -1) get 0."""
+        grades = np.zeros(len(argument_codes), dtype=np.int64)
+        known = (argument_codes >= 0) & (image_codes >= 0)
+        keys = argument_codes[known] * len(self.images) + image_codes[known]
+        slots = np.minimum(np.searchsorted(self.pair_keys, keys), len(self.pair_keys) - 1)
+        found = self.pair_keys[slots] == keys
+        grades[np.flatnonzero(known)[found]] = self.grades[slots[found]]
+        return grades
+
+
+def combine_grades(group_keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the combination table within each group: (sorted distinct keys, combined grade)."""
+    keys, inverse = np.unique(group_keys, return_inverse=True)
+    lowest = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
+    highest = np.full(len(keys), -1, dtype=np.int64)
+    np.minimum.at(lowest, inverse, values)
+    np.maximum.at(highest, inverse, values)
+    return keys, np.where((highest >= 2) & (lowest >= 1), 2, np.where(highest >= 1, 1, 0))
+
+
+# Gold tables are read-only once loaded (docs/format-contract.md), so the combined grades of a
+# judgments table are kept while that very table is alive: scoring many runs against one gold
+# (re-scoring, the benchmark) then combines once instead of once per run and metric.
+_QRELS_CACHE: dict[int, tuple[weakref.ref, GradedQrels]] = {}
+_QRELS_CACHE_SIZE = 8
+
+
+def graded_qrels(judgments: pd.DataFrame) -> GradedQrels:
+    """The combined grades of a judgments table (computed once per live table)."""
+    cached = _QRELS_CACHE.get(id(judgments))
+    if cached is not None and cached[0]() is judgments:
+        return cached[1]
+    qrels = combine_judgments(judgments)
+    if len(_QRELS_CACHE) >= _QRELS_CACHE_SIZE:
+        _QRELS_CACHE.pop(next(iter(_QRELS_CACHE)))
+    _QRELS_CACHE[id(judgments)] = (weakref.ref(judgments), qrels)
+    return qrels
+
+
+def combine_judgments(judgments: pd.DataFrame) -> GradedQrels:
+    """Combine the raw aspect judgements: aspects per annotator first, then annotators."""
+    argument_codes, arguments = pd.factorize(judgments["argument_id"].astype(str))
+    image_codes, images = pd.factorize(judgments["image_id"].astype(str))
+    annotator_codes, annotators = pd.factorize(judgments["annotator"].astype(str))
+    pair_keys = argument_codes.astype(np.int64) * len(images) + image_codes
+    per_annotator, annotator_grades = combine_grades(pair_keys * len(annotators) + annotator_codes,
+                                                     judgments["value"].to_numpy(dtype=np.int64))
+    pairs, grades = combine_grades(per_annotator // len(annotators), annotator_grades)
+    return GradedQrels(pd.Index(arguments), pd.Index(images), pairs, grades)
 
 
 def graded_relevance(judgments: pd.DataFrame) -> pd.Series:
-    """Relevance 0/1/2 per (argument_id, image_id) from the raw aspect judgements."""
-    table = judgments.assign(argument_id=judgments["argument_id"].astype(str),
-                             image_id=judgments["image_id"].astype(str),
-                             annotator=judgments["annotator"].astype(str))
-    values = table.set_index(["argument_id", "image_id", "annotator", "aspect"])["value"].astype(int)
-    per_annotator = combine_grades(values, ["argument_id", "image_id", "annotator"])
-    return combine_grades(per_annotator, ["argument_id", "image_id"])
+    """Relevance 0/1/2 per (argument_id, image_id), as a Series (for reports and tests)."""
+    qrels = graded_qrels(judgments)
+    index = pd.MultiIndex.from_arrays([qrels.arguments[qrels.argument_codes()],
+                                       qrels.images[qrels.pair_keys % len(qrels.images)]],
+                                      names=["argument_id", "image_id"])
+    return pd.Series(qrels.grades, index=index, name="relevance")
 
 
 def gains(relevance: np.ndarray, gain: str) -> np.ndarray:
@@ -50,27 +127,57 @@ def gains(relevance: np.ndarray, gain: str) -> np.ndarray:
     raise ValueError(f"ndcg_gain must be 'linear' or 'exponential', not {gain!r}")
 
 
-def ideal_dcg(relevance: pd.Series, depth: int, gain: str) -> pd.Series:
-    """Per argument, the DCG of its best ``depth`` judged images."""
-    frame = relevance.reset_index()
-    frame["gain"] = gains(frame["relevance"].to_numpy(), gain)
-    frame = frame.sort_values(["argument_id", "gain"], ascending=[True, False], kind="stable")
-    frame["position"] = frame.groupby("argument_id", sort=False).cumcount() + 1
-    top = frame[frame["position"] <= depth]
-    discounted = top["gain"] / np.log2(top["position"] + 1.0)
-    return discounted.groupby(top["argument_id"]).sum()
+def positions_within_groups(sorted_groups: np.ndarray) -> np.ndarray:
+    """1, 2, 3 ... restarting wherever the (sorted) group code changes."""
+    if len(sorted_groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    lengths = np.diff(np.r_[starts, len(sorted_groups)])
+    return np.arange(len(sorted_groups)) - np.repeat(starts, lengths) + 1
 
 
-def ranked_dcg(run: pd.DataFrame, relevance: pd.Series, depth: int, gain: str) -> pd.Series:
-    """Per argument of the run, the DCG of its first ``depth`` images in rank order."""
-    ranked = run.assign(argument_id=run["argument_id"].astype(str), image_id=run["image_id"].astype(str))
-    ranked = ranked.drop_duplicates(["argument_id", "image_id"]).sort_values(["argument_id", "rank"], kind="stable")
-    ranked["position"] = ranked.groupby("argument_id", sort=False).cumcount() + 1
-    top = ranked[ranked["position"] <= depth]
-    keys = pd.MultiIndex.from_arrays([top["argument_id"], top["image_id"]])
-    grades = relevance.reindex(keys).fillna(0).to_numpy()
-    discounted = pd.Series(gains(grades, gain) / np.log2(top["position"].to_numpy() + 1.0), index=top.index)
-    return discounted.groupby(top["argument_id"]).sum()
+def discounted_sums(groups: np.ndarray, gain_values: np.ndarray, positions: np.ndarray, depth: int,
+                    group_count: int) -> np.ndarray:
+    """Per group, the sum of gain / log2(position + 1) over positions up to ``depth``."""
+    top = positions <= depth
+    return np.bincount(groups[top], weights=gain_values[top] / np.log2(positions[top] + 1.0), minlength=group_count)
+
+
+def ideal_dcg(qrels: GradedQrels, depth: int, gain: str) -> np.ndarray:
+    """Per argument code, the DCG of its best ``depth`` judged images."""
+    arguments, gain_values = qrels.argument_codes(), gains(qrels.grades, gain)
+    order = np.lexsort((-gain_values, arguments))
+    return discounted_sums(arguments[order], gain_values[order], positions_within_groups(arguments[order]),
+                           depth, len(qrels.arguments))
+
+
+def ranked_dcg(run: pd.DataFrame, qrels: GradedQrels, depth: int, gain: str) -> np.ndarray:
+    """Per argument code, the DCG of the run's first ``depth`` images in rank order."""
+    by_rank = np.argsort(run["rank"].to_numpy(), kind="stable")
+    ranks = run["rank"].to_numpy()[by_rank]
+    argument_ids = run["argument_id"].astype(str).to_numpy()[by_rank]
+    image_ids = run["image_id"].astype(str).to_numpy()[by_rank]
+    first = first_occurrences(list(zip(argument_ids, image_ids)))
+    argument_codes = qrels.codes_of_arguments(argument_ids[first])
+    image_codes = qrels.codes_of_images(image_ids[first])
+    judged = argument_codes >= 0  # an argument nobody judged has no ideal gain: it scores 0 anyway
+    argument_codes, image_codes = argument_codes[judged], image_codes[judged]
+    order = np.lexsort((ranks[first][judged], argument_codes))
+    argument_codes, image_codes = argument_codes[order], image_codes[order]
+    gain_values = gains(qrels.lookup(argument_codes, image_codes), gain)
+    return discounted_sums(argument_codes, gain_values, positions_within_groups(argument_codes),
+                           depth, len(qrels.arguments))
+
+
+def first_occurrences(keys: list) -> np.ndarray:
+    """True where a key appears for the first time (a repeated image keeps its best rank)."""
+    seen: set = set()
+    flags = np.zeros(len(keys), dtype=bool)
+    for position, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
+            flags[position] = True
+    return flags
 
 
 def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mapping[str, Any], depth: int) -> MetricResult:
@@ -78,28 +185,27 @@ def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mappin
     if "judgments" not in gold:
         return MetricResult.missing("the gold folder has no judgments table (judgments.csv)")
     gain = options.get("ndcg_gain", "linear")
-    relevance = graded_relevance(gold["judgments"])
-    ideal = ideal_dcg(relevance, depth, gain)
-    achieved = ranked_dcg(run, relevance, depth, gain)
-    arguments = _arguments_to_average(gold, relevance, options.get("ndcg_average_over", "all_arguments"))
+    qrels = graded_qrels(gold["judgments"])
+    arguments = _arguments_to_average(gold, qrels, options.get("ndcg_average_over", "all_arguments"))
     if isinstance(arguments, str):
         return MetricResult.missing(arguments)
-    ideal, achieved = ideal.reindex(arguments).fillna(0.0), achieved.reindex(arguments).fillna(0.0)
+    ideal, achieved = ideal_dcg(qrels, depth, gain), ranked_dcg(run, qrels, depth, gain)
+    codes = qrels.codes_of_arguments(arguments)
+    ideal_of, achieved_of = np.where(codes >= 0, ideal[codes], 0.0), np.where(codes >= 0, achieved[codes], 0.0)
     # An argument without any relevant image has no ideal gain: it scores 0, as in trec_eval.
-    per_argument = pd.Series(np.divide(achieved.to_numpy(), ideal.to_numpy(),
-                                       out=np.zeros(len(arguments)), where=ideal.to_numpy() > 0),
+    per_argument = pd.Series(np.divide(achieved_of, ideal_of, out=np.zeros(len(arguments)), where=ideal_of > 0),
                              index=arguments, name=f"ndcg@{depth}")
     return MetricResult(value=float(np.mean(per_argument.to_numpy())), per_item=per_argument)
 
 
-def _arguments_to_average(gold, relevance: pd.Series, average_over: str) -> pd.Index | str:
+def _arguments_to_average(gold, qrels: GradedQrels, average_over: str) -> pd.Index | str:
     """The arguments the mean runs over, or why there are none."""
     if average_over == "all_arguments":
         if "arguments" not in gold:
             return "the gold folder has no arguments table (arguments.csv)"
         arguments = pd.unique(gold["arguments"]["argument_id"].astype(str))
     elif average_over == "judged_arguments":
-        arguments = pd.unique(relevance.index.get_level_values("argument_id"))
+        arguments = qrels.arguments.to_numpy()
     else:
         raise ValueError(f"ndcg_average_over must be 'all_arguments' or 'judged_arguments', not {average_over!r}")
     if len(arguments) == 0:

@@ -93,3 +93,13 @@ def test_small_example_by_hand():
     result = score_run("touche-results-jsonl", ["ndcg_at_3", "ndcg_at_1"], run, gold)
     assert result["ndcg_at_3"].value == pytest.approx(expected, abs=1e-12)
     assert result["ndcg_at_1"].value == 0.0
+
+
+def test_a_repeated_image_counts_once_at_its_best_rank():
+    judgments = pd.DataFrame({"argument_id": "A", "image_id": ["i1", "i2"], "annotator": "x", "aspect": "t",
+                              "value": [2, 1]})
+    gold = {"judgments": judgments, "arguments": pd.DataFrame({"argument_id": ["A"]})}
+    run = pd.DataFrame({"argument_id": "A", "method": "retrieval", "image_id": ["i2", "i1", "i1"],
+                        "rank": [3, 1, 2], "tag": "t"})
+    # Seen as i1 at 1, i2 at 2: the ideal order, so nDCG@5 is 1.
+    assert score_run("touche-results-jsonl", ["ndcg_at_5"], run, gold)["ndcg_at_5"].value == pytest.approx(1.0)
