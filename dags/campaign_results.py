@@ -1,0 +1,81 @@
+"""Results DAGs: on each task's results date, an organizer approves, then every team gets its scores."""
+from __future__ import annotations
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, task
+from dags.clef_dag_support.runtime import (
+    campaign_context,
+    dag_kwargs,
+    events_at,
+    events_timetable,
+    first_moment,
+    label_map_index,
+    logical_date_of,
+    milestone_table,
+    valid_campaigns,
+)
+
+from include.campaign.calendar import milestone_events
+
+
+def build_results_dag(campaign_file: str, campaign) -> DAG:
+    events = milestone_events(campaign, ("results_release",))
+    doc = f"""### {campaign.name}: results release
+
+On each task's results date:
+1. `summarise_results` shows the latest leaderboard of every task due (top runs, valid and invalid
+   counts, teams);
+2. `approve_publication` **waits for you**: open *Required actions* (or the task instance) in the
+   Airflow UI, read the summary, and approve or reject. Nothing is published or sent before that;
+3. `publish_results` (one mapped instance per task) copies the leaderboards to
+   `public/leaderboards/<task>/` and e-mails each team one message with every one of its runs' scores,
+   its rank, the number of participating teams and the leaderboard link. A second run sends nothing
+   twice; a later re-score e-mails only the teams whose numbers changed.
+
+Fires on:
+
+{milestone_table(events)}
+"""
+    with DAG(
+        schedule=events_timetable(events, "results release"),
+        start_date=first_moment(events),
+        catchup=True,
+        **dag_kwargs(campaign, "results", doc),
+    ) as dag:
+
+        @task(task_id="plan_results")
+        def plan_results(**context) -> list[dict]:
+            due = events_at(events, logical_date_of(context))
+            return [{"task_id": t, "label": t} for e in due for t in e.task_ids]
+
+        @task(task_id="summarise_results")
+        def summarise_results(items: list[dict]) -> str:
+            from include.campaign import results
+
+            ctx = campaign_context(campaign_file)
+            parts = [f"## {item['task_id']}\n\n{results.summary(ctx, item['task_id'])}" for item in items]
+            return "\n\n".join(parts) or "No task has its results release at this date."
+
+        approve = ApprovalOperator(
+            task_id="approve_publication",
+            subject=f"{campaign.name}: publish the results?",
+            body="{{ ti.xcom_pull(task_ids='summarise_results') }}",
+        )
+
+        @task(task_id="publish_results", map_index_template="{{ label }}")
+        def publish_results(item: dict, **context) -> dict:
+            from include.campaign import results
+
+            label_map_index(item["label"])
+            answer = context["ti"].xcom_pull(task_ids="approve_publication") or {}
+            approver = (answer.get("responded_by_user") or {}).get("name") or "unknown"
+            return results.publish(campaign_context(campaign_file), item["task_id"], approved_by=approver)
+
+        planned = plan_results()
+        summarise_results(planned) >> approve >> publish_results.expand(item=planned)
+    return dag
+
+
+for _path, _campaign in valid_campaigns():
+    _dag = build_results_dag(str(_path), _campaign)
+    globals()[_dag.dag_id] = _dag

@@ -1,0 +1,103 @@
+"""Scoring DAGs: validate and score every collected run when a task's runs arrive, or by hand to re-score."""
+from __future__ import annotations
+
+from airflow.sdk import DAG, AssetAny, Param, task
+from dags.clef_dag_support.runtime import asset, asset_alias, campaign_context, dag_kwargs, label_map_index, valid_campaigns
+
+AUTOMATIC_REASON = "runs collected at the deadline"
+
+
+def build_scoring_dag(campaign_file: str, campaign) -> DAG:
+    task_ids = campaign.task_ids
+    doc = f"""### {campaign.name}: scoring
+
+**Starts by itself** when `{campaign.id}_run_collection` updates an asset `{campaign.id}/runs/<task>`,
+and **by hand** (▶ with config) to re-score one run, one team or a whole task, e.g. after a gold file
+or a metric changed: pick the task, optionally teams and runs (empty = all), and say why.
+
+1. `plan_scoring` allocates a new evaluation version (`evaluations/<task>/v0001`, `v0002`, …; a
+   re-score never overwrites an older one) and lists the runs to score;
+2. `score_run` (one mapped instance per run, labelled `team/run`) validates the run against its
+   format and, when valid, scores it with the task's metrics; an invalid run gets its report and is
+   not ranked, and never fails the DAG run;
+3. `build_leaderboard` writes the evaluation with its lineage (run and gold sha256, metric code
+   version, reason, who), the diff against the previous version, and the leaderboard exports
+   (CSV, JSON, HTML, LaTeX), which stay private until `{campaign.id}_results` publishes them.
+   After publication, teams whose numbers changed are told what changed and why.
+"""
+    alias = asset_alias(campaign.id, "leaderboard")
+    with DAG(
+        schedule=AssetAny(*[asset(campaign.id, "runs", t) for t in task_ids]),
+        start_date=campaign.milestone_time("registration_opens"),
+        catchup=False,
+        params={
+            "task": Param(task_ids[0], enum=task_ids, title="Task", description="The task to re-score (used when you trigger by hand)."),
+            "teams": Param([], type="array", items={"type": "string"}, title="Teams", description="Team ids to re-score, one per line; empty = every team."),
+            "runs": Param([], type="array", items={"type": "string"}, title="Runs", description="Run names (run-01) or team/run; empty = every run of the selected teams."),
+            "reason": Param("", type="string", title="Reason (required)", description="Why you re-score (a changed gold file, a metric fix...). Kept in the lineage and told to teams whose scores change."),
+        },
+        **dag_kwargs(campaign, "scoring", doc),
+    ) as dag:
+
+        @task(task_id="plan_scoring")
+        def plan_scoring(**context) -> list[dict]:
+            from include.campaign import scoring
+
+            requests = scoring_requests(context)
+            ctx = campaign_context(campaign_file)
+            items = []
+            for request in requests:
+                version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
+                for run in scoring.plan(ctx, request["task"], request["teams"], request["runs"]):
+                    items.append({**run, "task": request["task"], "version": version, "label": f"{request['task']}: {run['team']}/{run['run']}"})
+            return items
+
+        @task(task_id="score_run", map_index_template="{{ label }}")
+        def score_run(item: dict) -> dict:
+            from include.campaign import scoring
+
+            label_map_index(item["label"])
+            summary = scoring.score_one(campaign_context(campaign_file), item["task"], item["version"], item)
+            return {**summary, "task": item["task"], "version": item["version"]}
+
+        @task(task_id="build_leaderboard", outlets=[alias], trigger_rule="all_done")
+        def build_leaderboard(summaries, **context) -> list[dict]:
+            from include.campaign import results, scoring
+
+            ctx = campaign_context(campaign_file)
+            outcomes = []
+            for request in scoring_requests(context):
+                version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
+                mine = [s for s in (summaries or []) if s and s.get("task") == request["task"]]
+                outcome = scoring.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"])
+                outcome["notified"] = results.notify_rescore(ctx, request["task"], version, request["reason"])
+                context["outlet_events"][alias].add(asset(campaign.id, "leaderboard", request["task"]), extra={"task": request["task"], "version": version})
+                outcomes.append(outcome)
+            return outcomes
+
+        build_leaderboard(score_run.expand(item=plan_scoring()))
+    return dag
+
+
+def scoring_requests(context) -> list[dict]:
+    """What this run scores: the tasks of the triggering asset events, or the form's choice."""
+    events = context.get("triggering_asset_events") or {}
+    tasks: list[str] = []
+    for asset_events in events.values():
+        for event in asset_events:
+            task_id = (event.extra or {}).get("task")
+            if task_id and task_id not in tasks:
+                tasks.append(task_id)
+    if tasks:
+        return [{"task": t, "teams": [], "runs": [], "reason": AUTOMATIC_REASON, "triggered_by": "asset event"} for t in tasks]
+    params = context["params"]
+    reason = str(params.get("reason") or "").strip()
+    if not reason:
+        raise ValueError("Say why you re-score: the 'Reason' field of the trigger form is required.")
+    user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
+    return [{"task": params["task"], "teams": list(params.get("teams") or []), "runs": list(params.get("runs") or []), "reason": reason, "triggered_by": user}]
+
+
+for _path, _campaign in valid_campaigns():
+    _dag = build_scoring_dag(str(_path), _campaign)
+    globals()[_dag.dag_id] = _dag
