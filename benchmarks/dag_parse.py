@@ -28,7 +28,7 @@ spec = importlib.util.spec_from_file_location("dag_under_test", path)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 elapsed = time.perf_counter() - start
-heavy = [name for name in ("pandas", "great_expectations", "sklearn", "nltk", "boto3") if name in sys.modules]
+heavy = [name for name in ("pandas", "great_expectations", "sklearn", "nltk", "sacrebleu") if name in sys.modules]
 print(f"{elapsed:.4f} {','.join(heavy) or '-'}")
 """
 BASELINE = '''
