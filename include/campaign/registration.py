@@ -34,8 +34,8 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from include.campaign.context import CampaignContext
-from include.campaign.layout import UnsafeKeyError, segment
-from include.campaign.release import release_record, send_released_data
+from include.campaign.layout import SPLITS, UnsafeKeyError, segment
+from include.campaign.release import release_records, send_released_data
 from include.campaign.teams import (
     NOT_REQUIRED,
     Notices,
@@ -250,8 +250,9 @@ def _take_in(ctx: CampaignContext, document: InboxDocument, notices: Notices) ->
         return _reject(ctx, document, raw, list(refused.values()), reading.contact_email, notices)
     failures_before = len(notices.failed)
     team = _record_team(ctx, fields, reading.contact_email, document, open_tasks, refused)
-    _confirm(ctx, team, document, open_tasks, refused, notices)
-    data_sent = send_released_data(ctx, team, open_tasks, notices)
+    records = release_records(ctx, team["tasks"])
+    _confirm(ctx, team, document, open_tasks, refused, records, notices)
+    data_sent = send_released_data(ctx, team, open_tasks, notices, records)
     if len(notices.failed) == failures_before:  # else keep it in the inbox: the next intake sends what is missing
         _move(ctx, document, raw, ctx.layout.registrations_accepted())
     return {"status": "accepted", "document": document.key, "team_id": team["team_id"], "tasks": open_tasks, "refused_tasks": refused, "released_data_sent": data_sent}
@@ -325,12 +326,13 @@ def _merge(ctx: CampaignContext, record: dict[str, Any], fields: dict[str, Any],
     }
 
 
-def _confirm(ctx: CampaignContext, team: dict[str, Any], document: InboxDocument, open_tasks: list[str], refused: dict[str, str], notices: Notices) -> None:
+def _confirm(ctx: CampaignContext, team: dict[str, Any], document: InboxDocument, open_tasks: list[str], refused: dict[str, str],
+             records: dict[tuple[str, str], dict[str, Any]], notices: Notices) -> None:
     campaign = ctx.campaign
     tasks = []
     for task_id in team["tasks"]:
         task = campaign.task(task_id)
-        released = [split for split in ("dev", "test") if release_record(ctx, task_id, split) is not None]
+        released = [split for split in SPLITS if (task_id, split) in records]
         tasks.append({"task": task, "new": task_id in open_tasks, "agreement": agreement_status(ctx, team, task_id), "released": released, "dates": task_dates(campaign, task_id)})
     notices.send("registration-confirmation", document.document_id, team["contact_email"], team=team, tasks=tasks, refused=refused)
 

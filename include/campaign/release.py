@@ -229,15 +229,22 @@ def send_release_notices(ctx: CampaignContext, team: dict[str, Any], task_id: st
     return delivered
 
 
-def send_released_data(ctx: CampaignContext, team: dict[str, Any], task_ids: list[str], notices: Notices) -> list[str]:
+def release_records(ctx: CampaignContext, task_ids: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(task, split) → release record, for every split of these tasks already released."""
+    records = {(task_id, split): release_record(ctx, task_id, split) for task_id in task_ids for split in SPLITS}
+    return {pair: record for pair, record in records.items() if record is not None}
+
+
+def send_released_data(ctx: CampaignContext, team: dict[str, Any], task_ids: list[str], notices: Notices, records: dict[tuple[str, str], dict[str, Any]] | None = None) -> list[str]:
     """For a team that registered or was approved after a release: the links of every split already out."""
+    records = release_records(ctx, task_ids) if records is None else records
     sent = []
     for task_id in task_ids:
-        if not may_receive_data(ctx, team, task_id):
+        released = [split for split in SPLITS if (task_id, split) in records]
+        if not released or not may_receive_data(ctx, team, task_id):
             continue
-        for split in SPLITS:
-            record = release_record(ctx, task_id, split)
-            if record is not None and send_release_notices(ctx, team, task_id, split, record, notices):
+        for split in released:
+            if send_release_notices(ctx, team, task_id, split, records[(task_id, split)], notices):
                 sent.append(f"{task_id}/{split}")
     return sent
 
@@ -248,9 +255,6 @@ def _expiry(ctx: CampaignContext, hours: int) -> str:
 
 def _send_download_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, split: str, record: dict[str, Any], notices: Notices) -> bool:
     milestone = f"{task_id}.{split}.{team['team_id']}"
-    if ctx.outbox.already_sent("data-links", milestone, team["contact_email"]):
-        notices.already_sent.append(ctx.outbox.key("data-links", milestone, team["contact_email"]))
-        return True  # and no link is signed for nothing
     hours = ctx.campaign.links.download_expiry_hours
     files = [dict(item, url=ctx.store.presigned_get(item["key"], hours * 3600)) for item in record["files"]]
     return notices.send(
@@ -262,9 +266,6 @@ def _send_download_links(ctx: CampaignContext, team: dict[str, Any], task_id: st
 
 def _send_upload_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, notices: Notices) -> bool:
     milestone = f"{task_id}.{team['team_id']}"
-    if ctx.outbox.already_sent("upload-links", milestone, team["contact_email"]):
-        notices.already_sent.append(ctx.outbox.key("upload-links", milestone, team["contact_email"]))
-        return True
     task = ctx.campaign.task(task_id)
     hours = ctx.campaign.links.upload_expiry_hours
     prefix = ctx.layout.submissions(task_id, team["team_id"])
