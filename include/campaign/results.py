@@ -130,7 +130,8 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     since = record["version"] if record["version"] != version else record.get("since")
     _copy_to_public(ctx, task_id, version)
     if record["version"] != version:
-        _record_publication(ctx, task_id, version, since=since, approved_by=approved_by or "re-score", reason=reason)
+        who = approved_by or f"re-score by {_lineage(ctx, task_id, version).get('triggered_by', 'unknown')}"
+        _record_publication(ctx, task_id, version, since=since, approved_by=who, reason=reason)
     report: dict[str, Any] = {"task": task_id, "version": version, "since": since, "published": True, "sent": [], "already_sent": [],
                               "unreachable": [], "teams_changed": []}
     if since is None:
@@ -215,6 +216,7 @@ def _results_context(ctx, task, board: Mapping[str, Any], evaluation: Mapping[st
         "team_rank": ranked_teams.get(team),
         "ranked_teams": len(ranked_teams),
         "ranked_runs": sum(row["status"] == RANKED for row in board["rows"]),
+        "has_not_computed": any(row["status"] != "invalid" and None in row["metrics"].values() for row in team_rows),
     }
 
 
@@ -229,7 +231,8 @@ def _rescore_context(ctx, task, board, diff, team, contact, link, since, version
             {
                 "run": change["run"],
                 "verdict": change.get("verdict"),
-                "metrics": [(name, _number(values["old"]), _number(values["new"])) for name, values in (change.get("metrics") or {}).items()],
+                "metrics": [(name, _number(change["metrics"][name]["old"]), _number(change["metrics"][name]["new"]))
+                            for name in _in_task_order(board, change.get("metrics") or {})],
                 "rank": ranks.get(change["run"]),
             }
             for change in changes
@@ -240,6 +243,11 @@ def _rescore_context(ctx, task, board, diff, team, contact, link, since, version
         "team_rank": board["team_ranks"].get(team),
         "ranked_teams": len(board["team_ranks"]),
     }
+
+
+def _in_task_order(board: Mapping[str, Any], names) -> list[str]:
+    order = [m["name"] for m in board["metrics"]]
+    return sorted(names, key=lambda name: (order.index(name) if name in order else len(order), name))
 
 
 def _common_context(ctx, task, board, team, contact, link) -> dict:
