@@ -60,7 +60,7 @@ from include.schemas import SCHEMA_DIR
 SCHEMA_PATH = SCHEMA_DIR / "_registration.yaml"
 MAX_DOCUMENT_BYTES = 64 * 1024
 AGREEMENT_PREFIX = "registrations/agreements/"
-SNAPSHOT_COLUMNS = ("team_id", "team_name", "affiliation", "country", "contact_name", "contact_email", "task", "agreement_required", "registered_at")
+SNAPSHOT_COLUMNS = ("team_id", "team_name", "affiliation", "country", "contact_name", "contact_email", "task", "agreement", "registered_at")
 
 
 class RegistrationError(ValueError):
@@ -441,7 +441,7 @@ def snapshot_csv(teams: list[dict[str, Any]], task_ids: list[str]) -> bytes:
         for task_id in task_ids:
             if task_id in team["tasks"]:
                 first = next((r["received_at"] for r in team["registrations"] if task_id in r["tasks"]), "")
-                writer.writerow([team["team_id"], team["team_name"], team["affiliation"], team["country"], team["contact_name"], team["contact_email"], task_id, task_id in team["agreements"], first])
+                writer.writerow([team["team_id"], team["team_name"], team["affiliation"], team["country"], team["contact_name"], team["contact_email"], task_id, team["agreements"].get(task_id, ""), first])
     return buffer.getvalue().encode("utf-8")
 
 

@@ -5,7 +5,8 @@ At a task's development or test release date, :func:`release` checks the files s
 missing, sizes and sha256 sums equal), copies the releasable ones to ``releases/<task>/<split>/``,
 records what it published in ``releases/<task>/<split>.json`` and e-mails presigned download links
 to every team that may receive the task's data. The test release also sends each team one
-presigned upload URL per allowed run (``submissions/<task>/<team>/run-01`` ...).
+presigned upload URL per allowed run (``submissions/<task>/<team>/run-01`` ...);
+:func:`refresh_upload_links` renews them before they expire, until the run deadline.
 
 Ground truth is never published: a file the manifest marks ``ground_truth``, a file inside a folder
 named ``gold``, and a file whose bytes equal any object under ``gold/<task>/`` are withheld.
@@ -119,7 +120,7 @@ def _line_of(text: str, item: Any) -> int:
 def check_staging(ctx: CampaignContext, task_id: str, split: str, entries: list[ManifestEntry]) -> dict[str, ObjectInfo]:
     """Staged objects by manifest path; :class:`ReleaseError` if any is missing, altered or unlisted."""
     prefix = ctx.layout.staging(task_id, split)
-    staged = {info.key[len(prefix):]: info for info in ctx.store.list_objects(prefix) if info.key[len(prefix):] != MANIFEST_NAME}
+    staged = {info.key[len(prefix):]: info for info in ctx.store.list_objects(prefix) if info.key[len(prefix):] != MANIFEST_NAME and not info.key.endswith("/")}
     problems = []
     for entry in entries:
         info = staged.get(entry.path)
@@ -264,14 +265,42 @@ def _send_download_links(ctx: CampaignContext, team: dict[str, Any], task_id: st
     )
 
 
-def _send_upload_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, notices: Notices) -> bool:
-    milestone = f"{task_id}.{team['team_id']}"
+def _send_upload_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, notices: Notices, window: int = 0) -> bool:
+    milestone = f"{task_id}.{team['team_id']}" + (f".w{window}" if window else "")
     task = ctx.campaign.task(task_id)
     hours = ctx.campaign.links.upload_expiry_hours
     prefix = ctx.layout.submissions(task_id, team["team_id"])
     runs = [{"name": name, "url": ctx.store.presigned_put(prefix + name, hours * 3600)} for name in run_names(task.runs_allowed)]
     return notices.send(
         "upload-links", milestone, team["contact_email"],
-        team=team, task=task, runs=runs, expires=_expiry(ctx, hours),
+        team=team, task=task, runs=runs, expires=_expiry(ctx, hours), renewed=window > 0,
         deadline=describe_moment(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id)),
     )
+
+
+def upload_link_window(ctx: CampaignContext, task_id: str) -> int:
+    """Which renewal period of the upload links ``now`` falls in (0: the links of the test release).
+
+    A presigned URL lives at most 7 days (SigV4) while a test period often lasts weeks. Periods are a
+    day shorter than the links' lifetime (at least half of it), so every team holds a working link
+    from the test release to the deadline, whenever its previous links were signed.
+    """
+    hours = ctx.campaign.links.upload_expiry_hours
+    period = dt.timedelta(hours=max(hours - 24, hours / 2))
+    elapsed = ctx.now() - ctx.campaign.milestone_time("test_data_release", task_id)
+    return max(0, int(elapsed / period))
+
+
+def refresh_upload_links(ctx: CampaignContext, task_id: str) -> dict[str, Any]:
+    """Send fresh upload links for the current renewal period, once per team; nothing after the deadline.
+
+    Call it on a schedule (daily is enough) between the test release and the run deadline.
+    """
+    window = upload_link_window(ctx, task_id)
+    deadline = ctx.campaign.milestone_time("run_deadline", task_id)
+    if window == 0 or ctx.now() > deadline or release_record(ctx, task_id, "test") is None:
+        return {"task": task_id, "window": window, "teams_notified": [], "mail": Notices(ctx).summary()}
+    notices = Notices(ctx)
+    mailed = [team["team_id"] for team in approved_teams(ctx, task_id) if _send_upload_links(ctx, team, task_id, notices, window)]
+    notices.raise_if_failed(f"renewal of the upload links of {task_id}")
+    return {"task": task_id, "window": window, "teams_notified": mailed, "mail": notices.summary()}

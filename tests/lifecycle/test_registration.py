@@ -195,3 +195,22 @@ def test_the_opening_is_announced_once_to_the_list_and_the_organizers(ctx, mailb
     assert "Alpha detection (task id: alpha)" in body and "signed user agreement" in body and "registration closes:" in body
     announce_opening(ctx, ["alpha", "beta"])
     assert len(mailbox.messages) == 3
+
+
+def test_with_the_smtp_server_down_a_registration_waits_in_the_inbox_and_is_confirmed_once_later(ctx, store, mailbox):
+    from include.campaign.mail import SmtpSettings
+    from include.campaign.teams import DeliveryError
+    from include.devstack import free_port
+
+    submit(ctx, "patient.json", registration("Patient Team", "patient@team.example.org", ["beta"]))
+    down = context_with(ctx, ctx.campaign, SmtpSettings(host="127.0.0.1", port=free_port(), timeout=2, attempts=2, backoff_seconds=0.05))
+
+    with pytest.raises(DeliveryError, match=r"registration intake: 1 e-mail\(s\) not sent \(0 sent\)"):
+        intake(down)
+    assert len(store.list_keys(ctx.layout.registrations_inbox())) == 1  # kept until it is answered
+    assert store.exists(ctx.layout.team_record("patient-team"))
+
+    assert [a["team_id"] for a in intake(ctx)["accepted"]] == ["patient-team"]
+    assert intake(ctx)["accepted"] == []
+    assert [m.subject for m in mailbox.messages] == ["Lifecycle Lab 2025: registration of Patient Team confirmed"]
+    assert len(store.get_json(ctx.layout.team_record("patient-team"))["registrations"]) == 1

@@ -1,13 +1,14 @@
 """Data release against the real moto S3 server and aiosmtpd: verification, ground truth, links, faults."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import pytest
 
 from include.campaign.mail import SmtpSettings
 from include.campaign.registration import decide_agreement, intake
-from include.campaign.release import ReleaseError, release
+from include.campaign.release import ReleaseError, refresh_upload_links, release
 from include.campaign.teams import DeliveryError
 from include.devstack import free_port
 from tests.lifecycle.conftest import bucket_state, context_with, download, register, registration, stage, submit, upload, urls_in
@@ -160,3 +161,28 @@ def test_with_the_smtp_server_down_a_release_fails_after_its_retries_and_a_rerun
         ("one@team.example.org", "test data of beta"), ("one@team.example.org", "your run upload links for beta"),
         ("two@team.example.org", "test data of beta"), ("two@team.example.org", "your run upload links for beta"),
     ]
+
+
+def test_upload_links_are_renewed_once_per_period_until_the_deadline(ctx, store, mailbox):
+    team = register(ctx, "Long Haul", "long@team.example.org", ["beta"])
+    stage(ctx, "beta", "test", IMAGES)
+    released_at = ctx.campaign.milestone_time("test_data_release", "beta")
+    at_release = context_with(ctx, ctx.campaign)
+    at_release.clock = lambda: released_at + dt.timedelta(minutes=5)
+    release(at_release, "beta", "test")
+    assert refresh_upload_links(at_release, "beta")["teams_notified"] == []  # the release's own links are fresh
+    mailbox.clear()
+
+    later = context_with(ctx, ctx.campaign)  # links live 3 h in this campaign: renewed every 1.5 h
+    later.clock = lambda: released_at + dt.timedelta(hours=1, minutes=40)
+    assert refresh_upload_links(later, "beta") | {"mail": None} == {"task": "beta", "window": 1, "teams_notified": [team], "mail": None}
+    refresh_upload_links(later, "beta")
+    [renewal] = mailbox.messages
+    assert renewal.subject == "Lifecycle Lab 2025: your run upload links for beta (renewed)"
+    assert "X-Amz-Expires=10800" in urls_in(renewal.body)[0]
+    upload(urls_in(renewal.body)[0], b"renewed link works")
+    assert store.get_bytes(ctx.layout.submissions("beta", team) + "run-01") == b"renewed link works"
+
+    after_deadline = context_with(ctx, ctx.campaign)
+    after_deadline.clock = lambda: ctx.campaign.milestone_time("run_deadline", "beta") + dt.timedelta(seconds=1)
+    assert refresh_upload_links(after_deadline, "beta")["teams_notified"] == [] and len(mailbox.messages) == 1
