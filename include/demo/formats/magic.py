@@ -56,6 +56,15 @@ def majority(masks: list[np.ndarray]) -> np.ndarray:
     return np.sum(masks, axis=0) >= math.ceil(len(masks) / 2)
 
 
+def skin_with_lesion(rng: random.Random, lesion: np.ndarray) -> np.ndarray:
+    """A skin-coloured picture with a reddish lesion where the annotators outlined it."""
+    picture = np.empty((MASK_HEIGHT, MASK_WIDTH, 3), dtype=np.int32)
+    picture[...] = (rng.randrange(190, 235), rng.randrange(150, 190), rng.randrange(120, 160))
+    picture[lesion] = (rng.randrange(150, 190), rng.randrange(50, 90), rng.randrange(50, 90))
+    noise = np.array([[rng.randrange(-6, 7) for _ in range(MASK_WIDTH)] for _ in range(MASK_HEIGHT)])
+    return np.clip(picture + noise[..., None], 0, 255).astype(np.uint8)
+
+
 class MagicSegmentation(FormatGenerator):
     """Items are ``(image id, [annotator masks])``; a wrong answer shifts the majority mask."""
 
@@ -67,7 +76,7 @@ class MagicSegmentation(FormatGenerator):
         encounters = encounter_ids(split, -(-count // IMAGES_PER_ENCOUNTER))
         ids = [f"IMG_{enc}_{number:05d}" for enc in encounters for number in range(1, IMAGES_PER_ENCOUNTER + 1)][:count]
         items = [(item_id, annotator_masks(rng)) for item_id in ids]
-        files = {f"images/{item_id}.png": png_bytes(tiny_picture(rng, MASK_HEIGHT, MASK_WIDTH)) for item_id in ids}
+        files = {f"images/{item_id}.png": png_bytes(skin_with_lesion(rng, majority(masks))) for item_id, masks in items}
         labels = {f"masks/{item_id}_mask_ann{number}.tiff": tiff_mask_bytes(mask)
                   for item_id, masks in items for number, mask in enumerate(masks, start=1)}
         return SplitMaterial(items, files, labels)
