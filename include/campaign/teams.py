@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import smtplib
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -164,18 +163,20 @@ def approved_teams(ctx: CampaignContext, task_id: str) -> list[dict[str, Any]]:
 # --- notices -------------------------------------------------------------------------------------
 
 
-def _refused_for_good(error: MailError) -> bool:
-    """True when the server answered with a permanent refusal (5xx), e.g. an unknown mailbox.
+# smtplib renders a refusal as "(550, b'5.1.1 no such mailbox')", alone or inside a per-recipient dict.
+_PERMANENT_REPLY = re.compile(r"\((5\d\d), b['\"]")
 
-    The outbox raises MailError inside its ``except smtplib.SMTPException`` block, so the SMTP
-    answer is the error's ``__context__``; connection faults arrive without one and are transient.
+
+def _refused_for_good(error: MailError) -> bool:
+    """True when the SMTP server answered with a permanent refusal (5xx), e.g. an unknown mailbox.
+
+    The foundation's MailError carries no reply code (it retries every SMTP error as if transient
+    and raises from None), so the code is read from its text; a ``permanent`` attribute, should
+    MailError grow one, takes precedence. Connection faults carry no reply code: transient.
     """
-    cause = error.__context__
-    if isinstance(cause, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in cause.recipients.values())
-    if isinstance(cause, smtplib.SMTPResponseException):
-        return cause.smtp_code >= 500
-    return False
+    if hasattr(error, "permanent"):
+        return bool(error.permanent)
+    return _PERMANENT_REPLY.search(str(error)) is not None
 
 
 @dataclass

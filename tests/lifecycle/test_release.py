@@ -10,7 +10,7 @@ from include.campaign.mail import SmtpSettings
 from include.campaign.registration import decide_agreement, intake
 from include.campaign.release import ReleaseError, refresh_upload_links, release
 from include.campaign.teams import DeliveryError
-from include.devstack import free_port
+from include.devstack import MailRecorder, free_port, start_smtp_server
 from tests.lifecycle.conftest import bucket_state, context_with, download, register, registration, stage, submit, upload, urls_in
 
 IMAGES = {"images/1.png": b"\x89PNG one" * 50, "images/2.png": b"\x89PNG two" * 70}
@@ -186,3 +186,30 @@ def test_upload_links_are_renewed_once_per_period_until_the_deadline(ctx, store,
     after_deadline = context_with(ctx, ctx.campaign)
     after_deadline.clock = lambda: ctx.campaign.milestone_time("run_deadline", "beta") + dt.timedelta(seconds=1)
     assert refresh_upload_links(after_deadline, "beta")["teams_notified"] == [] and len(mailbox.messages) == 1
+
+
+class _BouncingRecorder(MailRecorder):
+    """An SMTP server that has no mailbox for addresses starting with ``bounce@``."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook name)
+        if address.startswith("bounce@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_an_address_the_server_refuses_is_reported_and_the_other_teams_are_served(ctx, store, mailbox):
+    register(ctx, "Fine Team", "fine@team.example.org", ["beta"])
+    register(ctx, "Bounce Team", "bounce@team.example.org", ["beta"])
+    stage(ctx, "beta", "dev", IMAGES)
+    recorder = _BouncingRecorder()
+    controller, port = start_smtp_server(recorder)
+    try:
+        bouncing = context_with(ctx, ctx.campaign, SmtpSettings(host="127.0.0.1", port=port, timeout=5, attempts=2, backoff_seconds=0.05))
+        result = release(bouncing, "beta", "dev")
+    finally:
+        controller.stop()
+    assert result["teams_notified"] == ["fine-team"]
+    [refused] = result["mail"]["undeliverable"]
+    assert refused["recipient"] == "bounce@team.example.org" and "no such mailbox" in refused["error"]
+    assert [m.recipients for m in recorder.messages] == [["fine@team.example.org"]]
