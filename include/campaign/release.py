@@ -137,12 +137,16 @@ def check_staging(ctx: CampaignContext, task_id: str, split: str, entries: list[
     return staged
 
 
-def gold_digests(ctx: CampaignContext, task_id: str) -> dict[str, str]:
-    """sha256 → key of every ground-truth object of the task, so a copy staged by mistake is caught."""
+def gold_digests(ctx: CampaignContext, task_id: str, sizes: set[int]) -> dict[str, str]:
+    """sha256 → key of the task's ground-truth objects, so a copy staged by mistake is caught.
+
+    Only gold objects whose size equals a staged file's size can be copies; the others are not read.
+    """
     digests: dict[str, str] = {}
     for split in SPLITS:
         for info in ctx.store.list_objects(ctx.layout.gold(task_id, split)):
-            digests.setdefault(ctx.store.sha256(info.key), info.key)
+            if info.size in sizes:
+                digests.setdefault(ctx.store.sha256(info.key), info.key)
     return digests
 
 
@@ -164,7 +168,7 @@ def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
     ctx.campaign.task(task_id)
     entries = read_manifest(ctx, task_id, split)
     staged = check_staging(ctx, task_id, split, entries)
-    gold = gold_digests(ctx, task_id)
+    gold = gold_digests(ctx, task_id, {entry.size for entry in entries})
     published, withheld = [], []
     for entry in entries:
         reason = withheld_reason(entry, gold)
