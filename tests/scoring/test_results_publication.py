@@ -79,17 +79,13 @@ def test_publishing_mails_each_team_once_with_only_its_own_runs(scored, mailbox)
     assert "Already published (v0001" in results.summary(scored, TASK)
 
 
-def test_a_public_base_url_replaces_the_presigned_link(scored, mailbox):
-    results.publish(scored, TASK, approved_by="olga", public_base_url="https://results.example.org/")
-    _, body = body_of(mailbox, EMAILS["team-b"])
-    assert "https://results.example.org/democlef/public/leaderboards/gans-detection/leaderboard.html" in body
-
-
-def test_a_team_without_a_contact_is_reported_and_the_others_are_mailed(scored, mailbox):
+def test_a_public_base_url_replaces_the_presigned_link_and_a_team_without_contact_is_reported(scored, mailbox):
     scored.store.delete(scored.layout.team_record("team-c"))
-    report = results.publish(scored, TASK, approved_by="olga")
+    report = results.publish(scored, TASK, approved_by="olga", public_base_url="https://results.example.org/")
     assert sorted(report["sent"]) == ["team-a", "team-b"]
     assert report["unreachable"] == [{"team": "team-c", "reason": "no contact e-mail in democlef/registrations/teams/team-c.json"}]
+    _, body = body_of(mailbox, EMAILS["team-b"])
+    assert "https://results.example.org/democlef/public/leaderboards/gans-detection/leaderboard.html" in body
 
 
 def test_a_rescore_before_publication_mails_nobody_and_stays_private(scored, mailbox):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -24,6 +26,12 @@ RUNS = {
     ("team-b", "b-bad"): gans_run({"1": 0, "2": "x"}),
     ("team-c", "c-same"): gans_run(B_ONE),  # ties with team-b's b-one
 }
+
+
+def is_commit_of_this_checkout(commit: str) -> bool:
+    """The commit is HEAD or one of its ancestors (others may commit while the tests run)."""
+    answer = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=Path(scoring.__file__).parents[2])
+    return answer.returncode == 0
 
 
 def kappa(predicted: dict, gold: dict) -> float:
@@ -98,10 +106,10 @@ def test_a_scoring_writes_reports_metrics_per_item_and_lineage(gans):
     assert not gans.store.exists(base + "runs/team-b/b-bad/per_item.csv")
 
     lineage = gans.store.get_json(base + "lineage.json")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(scoring.__file__).parents[2], capture_output=True, text=True).stdout.strip()
-    assert lineage["code_version"]["git_commit"] == head
+    commit = lineage["code_version"]["git_commit"]
+    assert re.fullmatch(r"[0-9a-f]{40}", commit) and is_commit_of_this_checkout(commit)
     assert [m["name"] for m in lineage["metrics"]] == ["gans_kappa", "gans_accuracy", "gans_f1"]
-    assert all(m["code_version"]["git_commit"] == head for m in lineage["metrics"])
+    assert all(m["code_version"]["git_commit"] == commit for m in lineage["metrics"])
     assert lineage["gold"]["files"] == {"labels.csv": hashlib.sha256(gans_gold()["labels.csv"]).hexdigest()}
     assert {(r["team"], r["run"]): r["sha256"] for r in lineage["runs"]} == {k: hashlib.sha256(v).hexdigest() for k, v in RUNS.items()}
     assert (lineage["reason"], lineage["triggered_by"]) == ("runs collected", "asset runs/test")
@@ -229,3 +237,23 @@ def test_three_more_tasks_score_and_their_exports_agree(ctx):
     assert captions["ranked_by"] == "caption_rouge1" and "caption_relevance was not computed" in captions["note"]
     assert all(r["metrics"]["caption_relevance"] is None and "not available" in r["not_computed"]["caption_relevance"] for r in captions["rows"])
     assert ",n/c," in ctx.store.get_bytes(ctx.layout.leaderboards("caption-prediction", "v0001") + "leaderboard.csv").decode()
+
+
+def test_the_score_command_gives_a_participant_the_official_numbers(gans, tmp_path, capsys):
+    from include.cli import main as cli
+    from scoring_fixtures import CAMPAIGN_YAML
+
+    version = scoring.new_version(gans, TASK, "runs collected", "asset")
+    item = scoring.plan(gans, TASK, runs="team-b/b-one")[0]
+    official = scoring.score_one(gans, TASK, version, item)
+    (tmp_path / "gold").mkdir()
+    (tmp_path / "gold" / "labels.csv").write_bytes(gans_gold()["labels.csv"])
+    (tmp_path / "b-one").write_bytes(RUNS[("team-b", "b-one")])
+    (tmp_path / "campaign.yaml").write_text(CAMPAIGN_YAML)
+    code = cli(["score", "--task", TASK, "--run", str(tmp_path / "b-one"), "--gold", str(tmp_path / "gold"),
+                "--config", str(tmp_path / "campaign.yaml"), "--per-item", str(tmp_path / "per_item.csv")])
+    assert code == 0
+    local = json.loads(capsys.readouterr().out)
+    assert local["metrics"] == official["metrics"]  # exactly equal, not approximately
+    stored = gans.store.get_bytes(scoring.run_prefix(gans, TASK, version, "team-b", "b-one") + "per_item.csv")
+    assert (tmp_path / "per_item.csv").read_bytes() == stored
