@@ -120,3 +120,20 @@ def test_picto_er_lower_is_better_and_perfect_run_scores_zero():
     results = score_run("topicto-json", ["picto_er", "picto_sacrebleu"], perfect, gold)
     assert results["picto_er"].value == 0.0
     assert abs(results["picto_sacrebleu"].value - 100.0) < 1e-9
+
+
+def test_fast_tokenizer_path_agrees_with_nltk_on_random_text():
+    from nltk.tokenize import PunktSentenceTokenizer
+
+    splitter = PunktSentenceTokenizer()
+    rng = random.Random(71)
+    pieces = ["ct", "scan", "Number", "numbermm", "café", "µm", "…", "°", "cannot", "Gonna", "wanna", "lemme",
+              "gimme", "gotta", "can", "not", "“quoted”", "‘a’", "«b»", "„c", "x\u2013y", "a\u2014", "don't", "it's",
+              "a.", "b,", "(c)", "d;", "e?", "f!", "1:2", "--", "...", "'tis", "\xa0", "\t", "  ", "X-ray", "e.g."]
+    plain_split_cases = 0
+    for _ in range(800):
+        text = " ".join(rng.choices(pieces, k=rng.randint(0, 9)))
+        expected = [t for s in splitter.tokenize(text) for t in nltk.tokenize.word_tokenize(s, preserve_line=True)]
+        assert word_tokenize(text) == expected, text
+        plain_split_cases += text.split() == expected
+    assert plain_split_cases > 80  # both paths are exercised
