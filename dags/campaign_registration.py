@@ -67,19 +67,25 @@ Fires on (a late deployment still fires the missed dates, in order):
 def build_intake_dag(campaign_file: str, campaign) -> DAG:
     opens = min(campaign.milestone_time("registration_opens", t) for t in campaign.tasks)
     closes = max(campaign.milestone_time("registration_closes", t) for t in campaign.tasks)
+    # Keep running after registration closes, so late registrations are answered and upload links
+    # (which S3 lets live 7 days at most) are renewed until the last run deadline.
+    last_deadline = max(campaign.milestone_time("run_deadline", t) for t in campaign.tasks)
     doc = f"""### {campaign.name}: registration intake
 
-Every 15 minutes from {opens:%Y-%m-%d %H:%M %Z} to {closes:%Y-%m-%d %H:%M %Z}: validates each new
-registration under `registrations/inbox/`, gives the team a stable id, records it under
-`registrations/teams/`, and e-mails a confirmation (tasks, dates, next steps). Registrations that come
-too early, too late or malformed are moved to `registrations/rejected/` with the reason and answered.
-Teams that register after a data release get that release's links (once their agreement is approved,
-where the task needs one: see `{campaign.id}_agreement_approval`).
+Every 15 minutes from {opens:%Y-%m-%d %H:%M %Z} (registration opens) to {last_deadline:%Y-%m-%d %H:%M %Z}
+(last run deadline; registration closes {closes:%Y-%m-%d %H:%M %Z}):
+- validates each new registration under `registrations/inbox/`, gives the team a stable id, records it
+  under `registrations/teams/`, and e-mails a confirmation (tasks, dates, next steps). Registrations
+  that come too early, too late or malformed are moved to `registrations/rejected/` with the reason
+  and answered. Teams that register after a data release get that release's links (once their
+  agreement is approved, where the task needs one: see `{campaign.id}_agreement_approval`);
+- between a task's test release and its deadline, e-mails fresh upload links before the previous ones
+  expire (presigned links live {campaign.links.upload_expiry_hours} hours at most).
 """
     with DAG(
         schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
         start_date=opens,
-        end_date=closes,
+        end_date=last_deadline,
         catchup=False,
         **dag_kwargs(campaign, "registration_intake", doc),
     ) as dag:
@@ -90,7 +96,14 @@ where the task needs one: see `{campaign.id}_agreement_approval`).
 
             return registration.intake(campaign_context(campaign_file))
 
-        process_inbox()
+        @task(task_id="refresh_upload_links")
+        def refresh_upload_links() -> list[dict]:
+            from include.campaign import release
+
+            ctx = campaign_context(campaign_file)
+            return [release.refresh_upload_links(ctx, task_id) for task_id in campaign.task_ids]
+
+        process_inbox() >> refresh_upload_links()
     return dag
 
 

@@ -30,7 +30,16 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
 class MailError(RuntimeError):
-    """A message could not be sent; the text names the server, the recipient and the reason."""
+    """A message could not be sent; the text names the server, the recipient and the reason.
+
+    ``permanent`` is True when the server refused for good (a 5xx reply such as an unknown mailbox):
+    retrying will not help, and the caller should report the address rather than fail other work.
+    """
+
+    def __init__(self, message: str, permanent: bool = False, code: int | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
 
 
 @lru_cache(maxsize=1)
@@ -140,10 +149,18 @@ class SmtpSender:
             try:
                 self._deliver(message)
                 return str(message["Message-ID"])
-            except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:
-                last_error = exc  # a transient fault: try again after a pause
-            except smtplib.SMTPException as exc:
-                raise MailError(self._describe(mail, exc)) from None
+            # smtplib's errors are OSErrors: classify the server's refusals before connection faults.
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = [code for code, _ in exc.recipients.values()]
+                if all(code >= 500 for code in codes):
+                    raise MailError(self._describe(mail, exc), permanent=True, code=codes[0] if codes else None) from None
+                last_error = exc
+            except smtplib.SMTPResponseException as exc:
+                if exc.smtp_code >= 500:
+                    raise MailError(self._describe(mail, exc), permanent=True, code=exc.smtp_code) from None
+                last_error = exc  # 4xx: the server asks us to try again later
+            except OSError as exc:
+                last_error = exc  # connection refused, reset, timed out: try again after a pause
             if attempt + 1 < self.settings.attempts:
                 time.sleep(self.settings.backoff_seconds * 2**attempt)
         raise MailError(self._describe(mail, last_error)) from None
@@ -162,6 +179,10 @@ class SmtpSender:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         if isinstance(exc, socket.timeout):
             reason = "timed out"
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            reason = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+        elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+            reason = "; ".join(f"{who}: {code} {text.decode(errors='replace') if isinstance(text, bytes) else text}" for who, (code, text) in exc.recipients.items())
         return (
             f"cannot send {mail.subject!r} to {mail.recipient} via SMTP server "
             f"{self.settings.host}:{self.settings.port} after {self.settings.attempts} attempt(s): {reason}"

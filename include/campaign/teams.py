@@ -163,22 +163,6 @@ def approved_teams(ctx: CampaignContext, task_id: str) -> list[dict[str, Any]]:
 # --- notices -------------------------------------------------------------------------------------
 
 
-# smtplib renders a refusal as "(550, b'5.1.1 no such mailbox')", alone or inside a per-recipient dict.
-_PERMANENT_REPLY = re.compile(r"\((5\d\d), b['\"]")
-
-
-def _refused_for_good(error: MailError) -> bool:
-    """True when the SMTP server answered with a permanent refusal (5xx), e.g. an unknown mailbox.
-
-    The foundation's MailError carries no reply code (it retries every SMTP error as if transient
-    and raises from None), so the code is read from its text; a ``permanent`` attribute, should
-    MailError grow one, takes precedence. Connection faults carry no reply code: transient.
-    """
-    if hasattr(error, "permanent"):
-        return bool(error.permanent)
-    return _PERMANENT_REPLY.search(str(error)) is not None
-
-
 @dataclass
 class Notices:
     """E-mails of one stage run: each sent once, failures collected rather than raised one by one."""
@@ -199,7 +183,7 @@ class Notices:
             result = outbox.send_once(purpose, milestone, mail)
         except MailError as error:
             problem = {"purpose": purpose, "milestone": milestone, "recipient": recipient, "error": str(error)}
-            (self.undeliverable if _refused_for_good(error) else self.failed).append(problem)
+            (self.undeliverable if error.permanent else self.failed).append(problem)
             return False
         (self.sent if result.sent else self.already_sent).append(result.key)
         return True
