@@ -89,8 +89,10 @@ def registrations(campaign: Campaign) -> tuple[list[DemoRegistration], dict[str,
         flags = frozenset({AFTER_DEV_RELEASE}) if index == len(CORE_TEAMS) - 1 else frozenset()
         plan.append((team, core_team_tasks(campaign, index), flags))
     for index, team in enumerate(UNAPPROVED_TEAMS):
-        tasks = agreement_tasks[index::2][:2] or [campaign.tasks[index % len(campaign.tasks)].id]
-        plan.append((team, tasks, frozenset({AGREEMENT_NOT_APPROVED})))
+        if agreement_tasks:
+            plan.append((team, agreement_tasks[index::2][:2] or agreement_tasks[:1], frozenset({AGREEMENT_NOT_APPROVED})))
+        else:  # nothing to approve in this campaign: an ordinary team that submits nothing
+            plan.append((team, [campaign.tasks[0].id], frozenset()))
     plan.append((LATE_TEAM, (open_tasks or [t.id for t in campaign.tasks])[:2], frozenset({LATE})))
     plan.append((INVALID_TEAM, (open_tasks or [t.id for t in campaign.tasks])[-1:], frozenset({INVALID})))
 

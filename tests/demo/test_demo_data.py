@@ -226,3 +226,30 @@ def test_exactly_one_team_goes_over_its_run_limit_in_one_task(campaign, demo):
             assert first_of_team is dropped[0], "the dropped run must be the team's earliest upload"
     assert len(over) == 1 and over[0][2] == 1, over
     assert over[0][0] == min(campaign.tasks, key=lambda t: t.runs_allowed).id
+
+
+def smaller_campaign(campaign_file, task_ids: list[str], campaign_id: str):
+    from include.campaign.config import parse_campaign
+
+    with open(campaign_file, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data["id"] = campaign_id
+    data["tasks"] = [task for task in data["tasks"] if task["id"] in task_ids]
+    return parse_campaign(yaml.safe_dump(data, allow_unicode=True), f"<{campaign_id}>")
+
+
+def test_a_smaller_campaign_with_another_id_gets_its_own_demo():
+    from .conftest import CAMPAIGN_FILE
+
+    small = smaller_campaign(CAMPAIGN_FILE, ["gans-detection", "topicto"], "democlef")
+    demo = build_demo(small, seed=SEED)
+    assert demo.campaign_id == "democlef"
+    assert set(demo.gold) == set(demo.runs) == {"gans-detection", "topicto"}
+    for task, runs in demo.runs.items():
+        assert len({run.team for run in runs}) == 6, task
+        assert sum(not run.expect_valid for run in runs) == 1 and sum(run.late for run in runs) == 1
+    flags = Counter(flag for registration in demo.registrations for flag in registration.flags)
+    assert flags[LATE] == flags[INVALID] == 1
+    assert flags[AGREEMENT_NOT_APPROVED] == 2  # gans-detection needs an agreement
+    registered = {t for _, document, _ in demo.registrations for t in document["tasks"]}
+    assert registered <= {"gans-detection", "topicto"}
