@@ -10,9 +10,12 @@ the same bytes. For every task of the campaign (chosen by its run format) it hol
 - ``manifests[(task, split)]``: each split's ``MANIFEST.json`` content;
 - ``gold[task]``: the test gold, laid out as docs/format-contract.md says;
 - ``runs[task]``: runs from the six core teams registered for the task, in upload order: a
-  perfect one, a good one and its tie (same answers, other order and spelling), a mediocre one, an
-  invalid one followed by its corrected resubmission, and a late one; in the task with the
-  smallest run limit one team submits one run over the limit (its first run is the one dropped);
+  perfect one, a good one and its tie (same answers, other order and spelling), the good team's
+  weaker second run (in multimodal reasoning it answers one language only), an invalid one
+  followed by its corrected resubmission, a mediocre one, and a late one; in the task with the
+  smallest run limit the mediocre team submits one run over the limit (its first run is the one
+  the collection must drop, so upload in list order, at least a second apart: the store's times
+  have one-second resolution);
 
 and, for the campaign, twelve ``registrations`` (see :mod:`include.demo.teams`) and the signed
 ``agreements`` they name. ``load_demo(ctx, demo)`` writes staging, manifests, gold and agreements

@@ -56,6 +56,7 @@ def test_every_valid_run_is_scored(task_id, campaign, scores, validated_runs):
     results = scores(task_id)
     assert [run for run, _ in results] == [run for run in (r for r, _ in validated_runs(task_id)) if run.expect_valid]
     for run, metrics in results:
+        assert list(metrics) == (cpu_metrics(task) or list(task.metrics))
         for name, result in metrics.items():
             where = f"{task_id} {run.team}/{run.run_name}: {name}"
             if METRICS[name].needs_model is None:

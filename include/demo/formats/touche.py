@@ -9,8 +9,6 @@ best-graded images first, a wrong answer starts with an unjudged image and ranks
 """
 from __future__ import annotations
 
-import random
-
 from include.demo.encoding import csv_bytes, jsonl_bytes, text_lines_bytes
 from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, hex_id, tiny_png
 
