@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from include.campaign.mail import TEMPLATE_DIR, template_environment
+from include.campaign.mail import TEMPLATE_DIR
 
 NOT_COMPUTED = "n/c"
 RANKED, NOT_RANKED, INVALID = "ranked", "not ranked", "invalid"
@@ -166,7 +166,7 @@ class Leaderboard:
 
     def to_html(self) -> str:
         """A standalone page: escaped by the autoescaping template, sortable by clicking a header."""
-        template = template_environment().get_template("leaderboard/leaderboard.html.j2")
+        template = html_environment().get_template("leaderboard.html.j2")
         return template.render(board=self, NOT_COMPUTED=NOT_COMPUTED, team_ranks=self.team_ranks())
 
     def to_latex(self) -> str:
@@ -324,6 +324,13 @@ _LATEX_PATTERN = re.compile("|".join(re.escape(char) for char in _LATEX_SPECIALS
 def latex_escape(value: Any) -> str:
     """Every LaTeX special character of ``value`` as text (one pass, so replacements are not re-escaped)."""
     return _LATEX_PATTERN.sub(lambda match: _LATEX_SPECIALS[match.group()], str(value))
+
+
+@lru_cache(maxsize=1)
+def html_environment() -> Environment:
+    """Jinja2 for the HTML page: every value HTML-escaped, whatever the template's file name."""
+    return Environment(loader=FileSystemLoader(str(TEMPLATE_DIR / "leaderboard")), autoescape=True,
+                       undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
 @lru_cache(maxsize=1)

@@ -417,10 +417,6 @@ def _finite(value: Any) -> float | None:
 def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation: RunEvaluation) -> None:
     from include.metrics.registry import METRICS
 
-    prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
-    store = ctx.store
-    store.put_json(prefix + "report.json", evaluation.report)
-    store.put_bytes(prefix + "report.txt", (evaluation.text or "").encode("utf-8"), content_type="text/plain; charset=utf-8")
     detail = {
         name: {
             "value": summary["metrics"][name],
@@ -430,9 +426,16 @@ def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation:
         }
         for name, result in evaluation.results.items()
     }
-    store.put_json(prefix + "metrics.json", {**{k: summary[k] for k in ("team", "run", "sha256", "verdict", "reason")}, "metrics": detail})
+    objects = {
+        "report.json": (dump_json(evaluation.report), "application/json"),
+        "report.txt": ((evaluation.text or "").encode("utf-8"), "text/plain; charset=utf-8"),
+        "metrics.json": (dump_json({**{k: summary[k] for k in ("team", "run", "sha256", "verdict", "reason")}, "metrics": detail}), "application/json"),
+    }
     if evaluation.results:
-        store.put_bytes(prefix + "per_item.csv", per_item_csv(evaluation.results).encode("utf-8"), content_type="text/csv; charset=utf-8")
+        objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
+    prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
+    for name, (data, content_type) in objects.items():
+        ctx.store.put_bytes(prefix + name, data, content_type=content_type)
 
 
 def per_item_csv(results: Mapping[str, Any]) -> str:
