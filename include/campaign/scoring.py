@@ -53,6 +53,8 @@ LEADERBOARD_EXPORTS = {
     "html": ("leaderboard.html", "text/html; charset=utf-8"),
     "latex": ("leaderboard.tex", "application/x-tex; charset=utf-8"),
 }
+# What a run's summary holds (extra keys a caller adds, e.g. for XCom labels, are not kept).
+SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in")
 # Scores closer than this are the same score: re-running identical code must not report a change.
 SCORE_TOLERANCE = 1e-12
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
@@ -466,7 +468,8 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
         return _outcome(ctx, task_id, version, ctx.store.get_json(base + EVALUATION_FILE), ctx.store.get_json(base + DIFF_FILE))
     previous = latest_version(ctx, task_id, before=version)
     previous_runs = {(r["team"], r["run"]): r for r in read_evaluation(ctx, task_id, previous)["runs"]} if previous else {}
-    scored = {(s["team"], s["run"]): dict(s) for s in summaries if isinstance(s, Mapping) and s.get("team")}
+    scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in summaries
+              if isinstance(s, Mapping) and s.get("team") and s.get("scored_in") == version}
     runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs)
     evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
     board = leaderboards.build(task, runs, metric_specs(task), version=version)
