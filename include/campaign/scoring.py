@@ -3,10 +3,12 @@
 One scoring of a task is one evaluation version, ``evaluations/<task>/<version>/``::
 
     version.json                     allocated first, create-once: reason, who, when, request id
-    runs/<team>/<run>/report.json    the validation report (report.txt: its plain-text rendering)
+    runs/<team>/<run>/report.json    the validation report (report.txt: its plain-text rendering), for
+                                     each run scored in this version
     runs/<team>/<run>/metrics.json   every metric's value, or why it was not computed
     runs/<team>/<run>/per_item.csv   per-item scores, one column per metric (valid runs only)
-    evaluation.json                  every run of the task: its summary and the version that scored it
+    evaluation.json                  every run of the task: its summary, the version that scored it and
+                                     the prefix of its files (``files``)
     diff.json                        what changed against the previous version (scores, verdicts, ranks)
     lineage.json                     written last (create-once): run and gold sha256, metric code
                                      version, reason, who; its presence marks the version complete
@@ -54,7 +56,7 @@ LEADERBOARD_EXPORTS = {
     "latex": ("leaderboard.tex", "application/x-tex; charset=utf-8"),
 }
 # What a run's summary holds (extra keys a caller adds, e.g. for XCom labels, are not kept).
-SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in")
+SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in", "files")
 # Scores closer than this are the same score: re-running identical code must not report a change.
 SCORE_TOLERANCE = 1e-12
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
@@ -491,9 +493,15 @@ def metric_specs(task: Task) -> list:
 
 
 def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict) -> tuple[list[dict], list[dict]]:
-    """Every collected run: scored now, carried forward unchanged from the previous version, or missing."""
+    """Every collected run: scored now, carried forward unchanged from the previous version, or missing.
+
+    A carried run keeps ``scored_in`` and ``files``: its reports and per-item scores stay in the
+    (immutable) version that scored it, so a re-score of one team among 300 copies nothing.
+    """
     runs: list[dict] = []
     missing: list[dict] = []
+    for summary in scored.values():
+        summary["files"] = run_prefix(ctx, task_id, version, summary["team"], summary["run"])
     collected = {(e["team"], e["run"]): e for e in manifest.get("collected") or []}
     for key in sorted(set(collected) | set(scored)):
         if key in scored:
@@ -501,20 +509,11 @@ def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: 
             continue
         earlier = previous_runs.get(key)
         if earlier and earlier.get("sha256") == collected[key].get("sha256"):
-            _carry_forward(ctx, task_id, earlier["scored_in"], version, *key)
             runs.append(earlier)
         else:
             why = "never scored" if not earlier else f"the collected run changed after {earlier['scored_in']} scored it"
             missing.append({"team": key[0], "run": key[1], "reason": f"{why}; score it to include it"})
     return runs, missing
-
-
-def _carry_forward(ctx, task_id: str, source_version: str, target_version: str, team: str, run: str) -> None:
-    """Copy a run's files from the version that scored it, so every version folder is complete."""
-    source = run_prefix(ctx, task_id, source_version, team, run)
-    target = run_prefix(ctx, task_id, target_version, team, run)
-    for key in ctx.store.list_keys(source):
-        ctx.store.copy(key, target + key[len(source):])
 
 
 def read_evaluation(ctx, task_id: str, version: str) -> dict:
@@ -556,7 +555,7 @@ def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: di
         ],
         "metric_options": resolve_options(task.run_format, task_metric_options(task)),
         "gold": {"prefix": ctx.layout.gold(task.id, "test"), "fingerprint": gold.fingerprint, "files": gold.files},
-        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "gold_fingerprint")} for r in runs],
+        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint")} for r in runs],
         "missing": missing, "warnings": warnings,
     }
 

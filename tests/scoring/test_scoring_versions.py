@@ -147,7 +147,12 @@ def test_rescoring_one_team_with_changed_gold_makes_a_new_complete_version_and_k
     evaluation = gans.store.get_json(base + "evaluation.json")
     assert {(r["team"], r["run"]): r["scored_in"] for r in evaluation["runs"]} == {
         ("team-a", "a-best"): "v0001", ("team-b", "b-bad"): "v0002", ("team-b", "b-one"): "v0002", ("team-c", "c-same"): "v0001"}
-    assert gans.store.get_bytes(base + "runs/team-a/a-best/metrics.json") == before[old_prefixes[0] + "runs/team-a/a-best/metrics.json"]
+    files = {r["run"]: r["files"] for r in evaluation["runs"]}
+    assert files["a-best"] == old_prefixes[0] + "runs/team-a/a-best/" and files["b-one"] == base + "runs/team-b/b-one/"
+    assert gans.store.get_json(files["a-best"] + "metrics.json")["metrics"]["gans_kappa"]["value"] == pytest.approx(1.0)
+    assert sorted(k[len(base):] for k in gans.store.list_keys(base + "runs/")) == [
+        f"runs/team-b/{run}/{name}" for run, names in (("b-bad", ("metrics.json", "report.json", "report.txt")),
+                                                       ("b-one", ("metrics.json", "per_item.csv", "report.json", "report.txt"))) for name in names]
     lineage = gans.store.get_json(base + "lineage.json")
     assert lineage["gold"]["files"]["labels.csv"] == hashlib.sha256(gans_gold(new_gold)["labels.csv"]).hexdigest()
     assert lineage["previous_version"] == "v0001" and "v0001" in lineage["warnings"][0]
@@ -157,13 +162,14 @@ def test_rescoring_one_team_with_changed_gold_makes_a_new_complete_version_and_k
 def test_finalize_twice_changes_nothing_and_a_complete_version_takes_no_more_runs(gans):
     items = scoring.plan(gans, TASK)
     version = scoring.new_version(gans, TASK, "runs collected", "asset")
-    summaries = [scoring.score_one(gans, TASK, version, item) for item in items]
-    assert scoring.score_one(gans, TASK, version, items[0]) == summaries[0]  # a retried mapped task
+    summaries = [{**scoring.score_one(gans, TASK, version, item), "label": "added by the DAG"} for item in items]
+    assert {**scoring.score_one(gans, TASK, version, items[0]), "label": "added by the DAG"} == summaries[0]  # a retried task
     first = scoring.finalize(gans, TASK, version, summaries, "runs collected", "asset")
     keys = gans.store.list_keys(gans.layout.evaluations(TASK, version))
     assert scoring.finalize(gans, TASK, version, summaries[:1], "other", "someone") == first
     assert [len(gans.store.list_versions(key)) for key in (gans.layout.evaluations(TASK, version) + "lineage.json",)] == [1]
     assert gans.store.list_keys(gans.layout.evaluations(TASK, version)) == keys
+    assert all("label" not in run for run in scoring.read_evaluation(gans, TASK, version)["runs"])
     with pytest.raises(scoring.ScoringError, match="v0001 is complete and never rewritten"):
         scoring.score_one(gans, TASK, version, items[0])
 
