@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import re
@@ -47,6 +48,7 @@ from include.campaign.layout import segment
 from include.campaign.store import StoreError, dump_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+logger = logging.getLogger(__name__)
 VERSION_NAME = re.compile(r"^v(\d{4,})$")
 VERSION_FILE, EVALUATION_FILE, DIFF_FILE, LINEAGE_FILE = "version.json", "evaluation.json", "diff.json", "lineage.json"
 LEADERBOARD_EXPORTS = {
@@ -103,13 +105,16 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
 
     A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
     """
-    from include.campaign import validation
-    from include.metrics import score_run
+    from include.campaign.validation import GoldError, validate_run
+    from include.metrics import resolve_options, score_run
 
-    gold_error = getattr(validation, "GoldError", ())
     try:
-        outcome = validation.validate_run(task.run_format, Path(run_path), Path(gold_dir), limits)
-    except gold_error as exc:  # type: ignore[misc]
+        resolve_options(task.run_format, task_metric_options(task))
+    except ValueError as exc:  # the campaign file's fault, the same for every run
+        raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
+    try:
+        outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits)
+    except GoldError as exc:
         raise ScoringError(f"task {task.id}: the gold folder cannot be read: {exc}") from None
     except Exception as exc:  # a validator fault on one run must not stop the other runs
         return _error_evaluation("validation", exc)
@@ -123,6 +128,7 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
 
 
 def _error_evaluation(stage: str, exc: Exception, report: dict | None = None, text: str = "") -> RunEvaluation:
+    logger.exception("%s failed on one run", stage)
     message = f"{stage} failed: {type(exc).__name__}: {exc}"
     report = dict(report or {})
     report.update({"verdict": "error", "error": message})

@@ -263,3 +263,19 @@ def test_the_score_command_gives_a_participant_the_official_numbers(gans, tmp_pa
     assert local["metrics"] == official["metrics"]  # exactly equal, not approximately
     stored = gans.store.get_bytes(scoring.run_prefix(gans, TASK, version, "team-b", "b-one") + "per_item.csv")
     assert (tmp_path / "per_item.csv").read_bytes() == stored
+
+
+def test_broken_gold_or_metric_options_fail_the_task_with_a_clear_message(gans, tmp_path):
+    version = scoring.new_version(gans, TASK, "runs collected", "asset")
+    item = scoring.plan(gans, TASK, runs="team-a/a-best")[0]
+    stage_gold(gans, TASK, {"labels.csv": b"identifier;value\n1;0\n"})
+    with pytest.raises(scoring.ScoringError, match=r"gans-detection: the gold folder cannot be read: .*labels\.csv"):
+        scoring.score_one(gans, TASK, version, item)
+
+    (tmp_path / "gold").mkdir()
+    (tmp_path / "gold" / "labels.csv").write_bytes(gans_gold()["labels.csv"])
+    (tmp_path / "run.csv").write_bytes(RUNS[("team-a", "a-best")])
+    task = gans.campaign.task(TASK).model_copy(update={"metric_options": {"gans_kappa": {"kappa_weights": "linear"}}})
+    with pytest.raises(scoring.ScoringError, match=r"metric_options in the campaign file: unknown metric option\(s\) kappa_weights"):
+        scoring.evaluate(task, tmp_path / "run.csv", tmp_path / "gold")
+    assert scoring.evaluate(gans.campaign.task(TASK), tmp_path / "run.csv", tmp_path / "gold").results["gans_kappa"].value == pytest.approx(1.0)
