@@ -130,8 +130,7 @@ def read_concepts(path: Path, gold_ids: pd.Index | None = None) -> pd.DataFrame:
         has_header = "ID" in handle.readline().split(",")[0]
     table = pd.read_csv(path, header=None, names=["ID", "CUIs"], skiprows=1 if has_header else 0,
                         dtype=str, keep_default_na=False)
-    cuis = table["CUIs"].str.split(";")
-    table["CUIs"] = [[c for c in items if c] for items in cuis]
+    table["CUIs"] = [text.split(";") if text else [] for text in table["CUIs"]]
     if gold_ids is not None:
         if not table["ID"].isin(gold_ids).all():
             raise ValueError(f"unknown image id {table['ID'][~table['ID'].isin(gold_ids)].iloc[0]}")
@@ -179,9 +178,10 @@ def peak_memory_mb(function, *args) -> float:
 
 def resident_memory_of_ours(run_path: Path, gold_path: Path) -> float:
     """Peak resident memory (MB) of a fresh process that imports, reads and scores with ours only."""
-    code = ("import resource, sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]); "
+    # VmHWM, not getrusage: Linux carries a parent's peak over into the ru_maxrss of its children.
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]); "
             "import benchmarks.metrics as b; b.our_concept_f1(Path(sys.argv[1]), Path(sys.argv[2])); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
     output = subprocess.run([sys.executable, "-c", code, str(run_path), str(gold_path), str(ROOT)],
                             capture_output=True, text=True, check=True).stdout
     return int(output.split()[-1]) / 1024
@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         touche_folder.mkdir()
         concept_benchmark(concept_folder, args.images, not args.skip_project_path)
         ndcg_benchmark(touche_folder, args.arguments, args.runs)
-    print(f"process peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"this benchmark process (both methods, validate_run with Great Expectations, ir-measures): "
+          f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 
