@@ -231,7 +231,7 @@ def _rescore_context(ctx, task, board, diff, team, contact, link, since, version
             {
                 "run": change["run"],
                 "verdict": change.get("verdict"),
-                "metrics": [(name, _number(change["metrics"][name]["old"]), _number(change["metrics"][name]["new"]))
+                "metrics": [(name, _shown_if(change, "old", name), _shown_if(change, "new", name))
                             for name in _in_task_order(board, change.get("metrics") or {})],
                 "rank": ranks.get(change["run"]),
             }
@@ -243,6 +243,12 @@ def _rescore_context(ctx, task, board, diff, team, contact, link, since, version
         "team_rank": board["team_ranks"].get(team),
         "ranked_teams": len(board["team_ranks"]),
     }
+
+
+def _shown_if(change: Mapping[str, Any], side: str, metric: str) -> str:
+    """A changed value as the team should read it: "not scored" on the side where the run was not valid."""
+    verdict = (change.get("verdict") or {}).get(side, "valid")
+    return _number(change["metrics"][metric][side]) if verdict == "valid" else "not scored"
 
 
 def _in_task_order(board: Mapping[str, Any], names) -> list[str]:

@@ -140,3 +140,20 @@ def test_nothing_to_publish_is_a_clear_error(mail_ctx):
     with pytest.raises(results.ResultsError, match="no complete evaluation to publish; run the scoring DAG first"):
         results.publish(mail_ctx, TASK, approved_by="olga")
     assert "no complete evaluation yet" in results.summary(mail_ctx, TASK)
+
+
+def test_a_run_made_valid_by_a_gold_fix_is_told_it_is_now_scored(mail_ctx, mailbox):
+    with_nine = {**GANS_GOLD, "9": 1}
+    stage_gold(mail_ctx, TASK, gans_gold())
+    collect(mail_ctx, TASK, {("team-a", "alpha"): gans_run(GANS_GOLD), ("team-b", "bravo-nine"): gans_run(with_nine)})
+    for team in ("team-a", "team-b"):
+        register(mail_ctx, team, EMAILS[team])
+    score_task(mail_ctx, TASK)
+    results.publish(mail_ctx, TASK, approved_by="olga")
+    mailbox.clear()
+    stage_gold(mail_ctx, TASK, gans_gold(with_nine))  # image 9 had been left out of the gold
+    outcome = score_task(mail_ctx, TASK, reason="image 9 added to the gold", by="olga", teams="team-b")
+    assert results.notify_rescore(mail_ctx, TASK, outcome["version"], "image 9 added to the gold")["sent"] == ["team-b"]
+    _, body = body_of(mailbox, EMAILS["team-b"])
+    assert "verdict: invalid -> valid" in body and "gans_kappa: not scored -> 1.0000" in body
+    assert "rank: not ranked -> 1" in body
