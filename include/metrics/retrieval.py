@@ -43,6 +43,7 @@ class GradedQrels:
     grades: np.ndarray
     argument_code: dict[str, int] = field(init=False, repr=False)
     image_code: dict[str, int] = field(init=False, repr=False)
+    ideal_dcgs: dict[tuple[int, str], np.ndarray] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self):
         # Plain dicts: a run holds a few hundred ids, where a dict lookup beats pandas' indexers.
@@ -144,11 +145,13 @@ def discounted_sums(groups: np.ndarray, gain_values: np.ndarray, positions: np.n
 
 
 def ideal_dcg(qrels: GradedQrels, depth: int, gain: str) -> np.ndarray:
-    """Per argument code, the DCG of its best ``depth`` judged images."""
-    arguments, gain_values = qrels.argument_codes(), gains(qrels.grades, gain)
-    order = np.lexsort((-gain_values, arguments))
-    return discounted_sums(arguments[order], gain_values[order], positions_within_groups(arguments[order]),
-                           depth, len(qrels.arguments))
+    """Per argument code, the DCG of its best ``depth`` judged images (kept with the qrels)."""
+    if (depth, gain) not in qrels.ideal_dcgs:
+        arguments, gain_values = qrels.argument_codes(), gains(qrels.grades, gain)
+        order = np.lexsort((-gain_values, arguments))
+        qrels.ideal_dcgs[(depth, gain)] = discounted_sums(
+            arguments[order], gain_values[order], positions_within_groups(arguments[order]), depth, len(qrels.arguments))
+    return qrels.ideal_dcgs[(depth, gain)]
 
 
 def ranked_dcg(run: pd.DataFrame, qrels: GradedQrels, depth: int, gain: str) -> np.ndarray:
