@@ -124,7 +124,10 @@ released for that task. Tasks that need an agreement: {', '.join(agreement_tasks
         catchup=False,
         params={
             "team_id": Param("", type="string", minLength=1, title="Team id", description="The team's id as in its confirmation e-mail and under registrations/teams/."),
-            "task_id": Param(agreement_tasks[0], enum=agreement_tasks, title="Task", description="The task whose signed agreement you checked."),
+            "tasks": Param(
+                [agreement_tasks[0]], type="array", items={"type": "string", "enum": agreement_tasks}, minItems=1, title="Tasks",
+                description="The tasks whose signed agreement you checked for this team (one decision for all of them).",
+            ),
             "decision": Param("approve", enum=["approve", "reject"], title="Decision", description="Approve to give the team the task's data; reject to refuse it."),
             "note": Param("", type="string", title="Note", description="Why (kept with the decision; a rejection's note is sent to the team)."),
         },
@@ -132,14 +135,16 @@ released for that task. Tasks that need an agreement: {', '.join(agreement_tasks
     ) as dag:
 
         @task(task_id="record_decision")
-        def record_decision(**context) -> dict:
+        def record_decision(**context) -> list[dict]:
             from include.campaign import registration
 
             params = context["params"]
             user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
-            return registration.decide_agreement(
-                campaign_context(campaign_file), params["team_id"], params["task_id"], params["decision"] == "approve", user, params["note"]
-            )
+            ctx = campaign_context(campaign_file)
+            return [
+                registration.decide_agreement(ctx, params["team_id"], task_id, params["decision"] == "approve", user, params["note"])
+                for task_id in params["tasks"]
+            ]
 
         record_decision()
     return dag
