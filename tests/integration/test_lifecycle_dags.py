@@ -171,7 +171,7 @@ def replay(s3_endpoint, airflow_home, tmp_path_factory):
             _register(store, name, email, TEAMS[email][1])
         _register(store, "invalid", INVALID, ["beta"], country="Spain", contact_name=None)
         r.run("intake-1", intake, moments["registration_opens"] + dt.timedelta(seconds=1))
-        r.run("approve-one", approval, conf={"team_id": r.team_id("one@uni-one.example.org"), "task_id": "alpha", "decision": "approve", "note": "signed"})
+        r.run("approve-one", approval, conf={"team_id": r.team_id("one@uni-one.example.org"), "tasks": ["alpha"], "decision": "approve", "note": "signed"})
         r.run("release-alpha-dev", release, moments["dev_data_release"])
         r.run("release-beta-dev", release, moments["beta.dev_data_release"])
         _register(store, "four", "four@uni-four.example.org", ["beta"])  # after beta's development release
