@@ -141,13 +141,24 @@ def gold_digests(ctx: CampaignContext, task_id: str, sizes: set[int]) -> dict[st
     """sha256 → key of the task's ground-truth objects, so a copy staged by mistake is caught.
 
     Only gold objects whose size equals a staged file's size can be copies; the others are not read.
+    Gold files the run format's schema declares ``public`` (test inputs the validator also needs,
+    such as the synthesis prompts or the retrieval collection) are no secret and are not compared.
     """
+    public = public_gold_files(ctx.campaign.task(task_id).run_format)
     digests: dict[str, str] = {}
     for split in SPLITS:
-        for info in ctx.store.list_objects(ctx.layout.gold(task_id, split)):
-            if info.size in sizes:
+        prefix = ctx.layout.gold(task_id, split)
+        for info in ctx.store.list_objects(prefix):
+            if info.size in sizes and info.key[len(prefix):] not in public:
                 digests.setdefault(ctx.store.sha256(info.key), info.key)
     return digests
+
+
+def public_gold_files(run_format: str) -> set[str]:
+    from include.schemas import load_schema
+
+    files = (load_schema(run_format).get("gold") or {}).get("files") or []
+    return {entry["file"] for entry in files if entry.get("public")}
 
 
 def withheld_reason(entry: ManifestEntry, gold: dict[str, str]) -> str | None:

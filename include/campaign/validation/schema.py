@@ -157,6 +157,7 @@ class GoldFileSpec(_Strict):
     int_columns: list[str] = []
     str_columns: list[str] = []
     name_pattern: str | None = None
+    public: bool = False  # a test input participants receive too (the release does not treat it as secret)
 
     @property
     def path_name(self) -> str:
