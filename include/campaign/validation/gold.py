@@ -3,11 +3,19 @@
 The layout per format is written in the schema's ``gold`` section and in
 ``docs/format-contract.md``. Gold files are staged by organizers, not participants, but a broken
 one still gets a clear message: :class:`GoldError` names the file and what is wrong.
+
+A scoring pass validates every run of a task against the same gold, so loaded gold is kept in a
+small in-process cache keyed by the folder and each gold file's size and modification time (a
+changed file is read again). Callers get shallow copies: pandas copy-on-write keeps the cached
+frames intact when a caller changes its copy.
 """
 from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +23,72 @@ import pandas as pd
 
 from include.campaign.validation.findings import Findings, StopValidation
 from include.campaign.validation.schema import GoldFileSpec, RunSchema, run_schema
+from include.campaign.validation.speed import paused_gc
+
+CACHE_SIZE = 4
+_cache: OrderedDict[tuple, "GoldEntry"] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 class GoldError(Exception):
     """The gold folder of a task is missing a file or holds a malformed one."""
 
 
+@dataclass
+class GoldEntry:
+    """The gold tables of one folder, with the id indexes built from them (kept with the cache
+    so that their hash tables are built once per gold, not once per run)."""
+
+    tables: dict[str, pd.DataFrame]
+    indexes: dict[tuple[str, str], pd.Index] = field(default_factory=dict)
+
+    def index(self, key: str, column: str) -> pd.Index:
+        """The distinct values of one gold column as an Index (ids are strings)."""
+        if (key, column) not in self.indexes:
+            self.indexes[(key, column)] = pd.Index(self.tables[key][column].dropna().unique(), dtype=object)
+        return self.indexes[(key, column)]
+
+    def copies(self) -> dict[str, pd.DataFrame]:
+        return {name: table.copy(deep=False) for name, table in self.tables.items()}
+
+
 def load_gold(format_name: str, gold_dir) -> dict[str, pd.DataFrame]:
     """Every gold table of ``format_name`` read from ``gold_dir``, keyed as the contract says."""
+    return gold_entry(format_name, gold_dir).copies()
+
+
+def gold_entry(format_name: str, gold_dir) -> GoldEntry:
+    """The (cached) gold of ``format_name`` in ``gold_dir``; ``GoldError`` when it is broken."""
     schema = run_schema(format_name)
     folder = Path(gold_dir)
     if not folder.is_dir():
         raise GoldError(f"gold folder {folder} does not exist or is not a folder")
-    return {spec.key: load_gold_file(folder, spec, schema) for spec in schema.gold.files}
+    key = (format_name, str(folder.resolve()), fingerprint(folder, schema))
+    with _cache_lock:
+        entry = _cache.get(key)
+    if entry is None:
+        with paused_gc():  # long-lived rows: build them without collections (see speed.py)
+            entry = GoldEntry({spec.key: load_gold_file(folder, spec, schema) for spec in schema.gold.files})
+        with _cache_lock:
+            _cache[key] = entry
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return entry
+
+
+def fingerprint(folder: Path, schema: RunSchema) -> tuple:
+    """Size and modification time of every gold file (every file of a gold sub-folder)."""
+    marks = []
+    for spec in schema.gold.files:
+        path = folder / spec.path_name
+        files = sorted(path.iterdir()) if path.is_dir() else [path]
+        for file in files:
+            try:
+                status = file.stat()
+                marks.append((file.name, status.st_size, status.st_mtime_ns))
+            except OSError:
+                marks.append((file.name, None, None))
+    return tuple(marks)
 
 
 def load_gold_file(folder: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:
@@ -55,10 +116,11 @@ def require_columns(frame: pd.DataFrame, path: Path, columns: list[str]) -> pd.D
 def read_gold_csv(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     frame = require_columns(frame, path, spec.columns)
-    for column in spec.columns:
-        frame[column] = frame[column].astype(object).str.strip()
-    for column, separator in spec.list_columns.items():
-        frame[column] = [[item.strip() for item in text.split(separator) if item.strip()] for text in frame[column]]
+    with paused_gc():
+        for column in spec.columns:
+            frame[column] = pd.Series([value.strip() for value in frame[column]], dtype=object)
+        for column, separator in spec.list_columns.items():
+            frame[column] = pd.Series([split_list(text, separator) for text in frame[column]], dtype=object)
     for column in spec.int_columns:
         numbers = pd.to_numeric(frame[column], errors="coerce")
         bad = numbers.isna() | (numbers != numbers.round())
@@ -68,6 +130,15 @@ def read_gold_csv(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataF
                             f"got {frame[column].iloc[row]!r}")
         frame[column] = numbers.astype("int64")
     return frame
+
+
+def split_list(text: str, separator: str) -> list[str]:
+    if not text:
+        return []
+    items = text.split(separator)
+    if " " in text or "" in items:
+        items = [item.strip() for item in items if item.strip()]
+    return items
 
 
 def read_gold_json(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:

@@ -28,11 +28,15 @@ def build_report(schema: RunSchema, run_name: str, counts: dict, findings: Findi
     }
 
 
+def plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("x", "s", "ch")) else "s")
+
+
 def summary(verdict: str, counts: dict, schema: RunSchema) -> str:
     label = schema.ids.label
     coverage = ""
     if "ids_expected" in counts:
-        coverage = f"; {counts.get('ids_covered', 0)} of {counts['ids_expected']} test {label}s covered"
+        coverage = f"; {counts.get('ids_covered', 0)} of {counts['ids_expected']} test {plural(label)} covered"
         if "subset" in counts:
             (group, value), = counts["subset"].items()
             coverage += f" ({group} {value})"

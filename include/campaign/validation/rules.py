@@ -8,6 +8,9 @@ GX expectation (see ``expectations.py``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
 from include.campaign.validation.findings import Findings, MAX_EXAMPLES, quoted
@@ -15,20 +18,75 @@ from include.campaign.validation.locate import Locator
 from include.campaign.validation.schema import RunSchema
 
 
-def gold_ids(schema: RunSchema, gold: dict[str, pd.DataFrame]) -> pd.Index:
-    source = schema.ids.expected_from
-    return pd.Index(gold[source.key][source.column].dropna().map(str).unique())
-
-
 def present_ids(frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
-    return values[values.notna() & (values.astype(object) != "")]
+    return values[values.notna() & (values != "")]
 
 
-def check_unknown(frame: pd.DataFrame, schema: RunSchema, expected: pd.Index, locator: Locator, findings: Findings) -> int:
+@dataclass
+class IdMatch:
+    """Where each row's id sits in the test ids (-1: unknown or empty) and which ids are covered."""
+
+    positions: np.ndarray
+    covered: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, column: str, expected: pd.Index) -> "IdMatch":
+        positions = expected.get_indexer(frame[column])
+        covered = np.zeros(len(expected), dtype=bool)
+        covered[positions[positions >= 0]] = True
+        return cls(positions, covered)
+
+
+def check_id_values(frame: pd.DataFrame, schema: RunSchema, locator: Locator, findings: Findings) -> None:
+    """The id field's own rules (never empty, its pattern), vectorised (see expectations.py)."""
+    ids, field = schema.ids, schema.field(schema.ids.column)
+    values = frame[ids.column]
+    present = values.notna()
+    if field.non_empty or field.pattern:
+        bad = present & (values == "")
+        if field.pattern:
+            bad |= present & ~values.astype(object).fillna("").str.fullmatch(field.pattern)
+        rows = np.flatnonzero(bad.to_numpy())
+        if len(rows):
+            hint = field.pattern_hint or field.pattern
+            texts = values.to_numpy()
+            examples = [locator.example(int(p), f"the {field.label} is empty" if texts[p] == ""
+                                        else f"{field.label} {quoted(texts[p])} is not {hint}", texts[p])
+                        for p in rows[:MAX_EXAMPLES]]
+            rule, description = ((f"{field.name}.pattern", f"{field.label} ({field.name}) is {hint}") if field.pattern
+                                 else (f"{field.name}.empty", f"{field.label} ({field.name}) is never empty"))
+            findings.add_examples(rule, description, len(rows), examples)
+
+
+def check_duplicates(frame: pd.DataFrame, schema: RunSchema, match: IdMatch, locator: Locator, findings: Findings) -> None:
+    """Every id at most once. Known ids are counted from their positions in the test ids (already
+    computed, so no further hashing); unknown ones, usually none, with ``duplicated``."""
     ids = schema.ids
-    present = present_ids(frame, ids.column)
-    unknown = present[~present.isin(expected)]
+    known_rows = match.positions >= 0
+    counts = np.bincount(match.positions[known_rows], minlength=len(match.covered))
+    repeated = known_rows.copy()
+    repeated[known_rows] = counts[match.positions[known_rows]] > 1
+    unknown = frame[ids.column][~known_rows]
+    unknown = unknown[unknown.notna() & (unknown != "")]
+    if len(unknown):
+        repeated[frame.index.get_indexer(unknown.index[unknown.duplicated(keep=False)])] = True
+    rows = np.flatnonzero(repeated)
+    if not len(rows):
+        return
+    values = frame[ids.column].to_numpy()
+    examples = [locator.example(int(p), f"{ids.label} {quoted(values[p])} appears more than once", values[p])
+                for p in rows[:MAX_EXAMPLES]]
+    findings.add_examples(f"{ids.column}.unique", f"every {ids.label} appears once", len(rows), examples)
+
+
+def check_unknown(frame: pd.DataFrame, schema: RunSchema, match: IdMatch, locator: Locator, findings: Findings) -> int:
+    ids = schema.ids
+    candidates = np.flatnonzero(match.positions < 0)
+    if not len(candidates):
+        return 0
+    values = frame[ids.column].iloc[candidates]
+    unknown = values[values.notna() & (values != "")]  # empty ids are reported by their own rule
     if unknown.empty:
         return 0
     positions = frame.index.get_indexer(unknown.index[:MAX_EXAMPLES])
@@ -44,12 +102,11 @@ def report_missing(missing: list[str], label: str, rule: str, description: str, 
     findings.add_examples(rule, description, len(missing), examples)
 
 
-def check_coverage(frame: pd.DataFrame, schema: RunSchema, gold, expected: pd.Index, locator: Locator,
-                   findings: Findings) -> dict:
+def check_coverage(frame: pd.DataFrame, schema: RunSchema, gold, expected: pd.Index, match: IdMatch,
+                   locator: Locator, findings: Findings) -> dict:
     """Record missing ids as the schema's coverage rule says; return the coverage counts."""
     ids = schema.ids
-    covered = pd.Index(present_ids(frame, ids.column).unique()).intersection(expected)
-    missing = expected.difference(covered)
+    covered, missing = expected[match.covered], expected[~match.covered]
     counts = {"ids_expected": len(expected), "ids_covered": len(covered), "ids_missing": len(missing)}
     if ids.coverage == "every" and len(missing):
         report_missing(list(missing), ids.label, f"{ids.column}.missing", f"every {ids.label} of the test set is present",

@@ -17,7 +17,7 @@ import pandas as pd
 from include.campaign.validation import derived, rules
 from include.campaign.validation.expectations import run_suite, suite_rules
 from include.campaign.validation.findings import Example, Findings, StopValidation
-from include.campaign.validation.gold import load_gold
+from include.campaign.validation.gold import GoldEntry, gold_entry
 from include.campaign.validation.limits import RunLimits
 from include.campaign.validation.locate import Locator
 from include.campaign.validation.parse_csv import parse_csv
@@ -26,6 +26,7 @@ from include.campaign.validation.parse_json import parse_json_run
 from include.campaign.validation.report import build_report, render_text
 from include.campaign.validation.schema import RunSchema, run_schema
 from include.campaign.validation.source import RunSource, open_run
+from include.campaign.validation.speed import paused_gc
 from include.campaign.validation.text import decode_text
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None 
     ``GoldError`` for a broken gold folder.
     """
     schema = run_schema(format_name)
-    gold = load_gold(format_name, gold_dir)
+    gold = gold_entry(format_name, gold_dir)
     limits = limits or RunLimits()
     path = Path(run_path)
     findings, warnings = Findings(), Findings()
@@ -71,7 +72,8 @@ def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None 
     parsed = None
     source = RunSource(path, limits, findings)
     try:
-        parsed = parse_run(source, schema, findings, warnings)
+        with paused_gc():  # parsing builds many acyclic objects at once (see speed.py)
+            parsed = parse_run(source, schema, findings, warnings)
         counts["rows"] = len(parsed.frame)
         counts.update(check_run(parsed, schema, gold, findings))
     except StopValidation:
@@ -86,8 +88,9 @@ def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None 
     finally:
         source.close()
     report = build_report(schema, path.name, counts, findings, warnings, limits)
-    run = canonical_run(parsed, schema) if parsed is not None and not findings else None
-    return ValidationOutcome(report=report, text=render_text(report), run=run, gold=gold)
+    with paused_gc():
+        run = canonical_run(parsed, schema) if parsed is not None and not findings else None
+    return ValidationOutcome(report=report, text=render_text(report), run=run, gold=gold.copies())
 
 
 def parse_run(source: RunSource, schema: RunSchema, findings: Findings, warnings: Findings) -> ParsedRun:
@@ -110,14 +113,18 @@ def parse_run(source: RunSource, schema: RunSchema, findings: Findings, warnings
     return ParsedRun(frame=frame, locator=Locator(frame, file), lists=lists)
 
 
-def check_run(parsed: ParsedRun, schema: RunSchema, gold: dict[str, pd.DataFrame], findings: Findings) -> dict:
+def check_run(parsed: ParsedRun, schema: RunSchema, entry: GoldEntry, findings: Findings) -> dict:
     """Row rules (GX suite) then set-level rules (pandas); returns the coverage counts."""
-    frame, locator = parsed.frame, parsed.locator
+    frame, locator, gold = parsed.frame, parsed.locator, entry.tables
     run_suite(frame, suite_rules(schema, gold, frame.columns), locator, findings, suite_name=schema.format)
     rules.check_large_allowed_sets(frame, schema, gold, locator, findings)
-    expected = rules.gold_ids(schema, gold)
-    counts = {"ids_unknown": rules.check_unknown(frame, schema, expected, locator, findings)}
-    counts.update(rules.check_coverage(frame, schema, gold, expected, locator, findings))
+    rules.check_id_values(frame, schema, locator, findings)
+    expected = entry.index(schema.ids.expected_from.key, schema.ids.expected_from.column)
+    match = rules.IdMatch.of(frame, schema.ids.column, expected)
+    if schema.ids.unique:
+        rules.check_duplicates(frame, schema, match, locator, findings)
+    counts = {"ids_unknown": rules.check_unknown(frame, schema, match, locator, findings)}
+    counts.update(rules.check_coverage(frame, schema, gold, expected, match, locator, findings))
     if schema.ids.count_per_id:
         rules.check_count_per_id(frame, schema, expected, locator, findings)
     if schema.ids.pairs_from:
