@@ -1,8 +1,10 @@
 """Registration DAGs for every campaign file: opening and closing, the 15-minute intake, and agreement approvals."""
 from __future__ import annotations
 
+import datetime as dt
+
 from airflow.sdk import DAG, Param, task
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.timetables.trigger import DeltaTriggerTimetable
 from dags.clef_dag_support.runtime import (
     campaign_context,
     dag_kwargs,
@@ -72,7 +74,7 @@ def build_intake_dag(campaign_file: str, campaign) -> DAG:
     last_deadline = max(campaign.milestone_time("run_deadline", t) for t in campaign.tasks)
     doc = f"""### {campaign.name}: registration intake
 
-Every 15 minutes from {opens:%Y-%m-%d %H:%M %Z} (registration opens) to {last_deadline:%Y-%m-%d %H:%M %Z}
+Every {campaign.intake_every_minutes} minutes (`intake_every_minutes` in the campaign file) from {opens:%Y-%m-%d %H:%M %Z} (registration opens) to {last_deadline:%Y-%m-%d %H:%M %Z}
 (last run deadline; registration closes {closes:%Y-%m-%d %H:%M %Z}):
 - validates each new registration under `registrations/inbox/`, gives the team a stable id, records it
   under `registrations/teams/`, and e-mails a confirmation (tasks, dates, next steps). Registrations
@@ -83,7 +85,7 @@ Every 15 minutes from {opens:%Y-%m-%d %H:%M %Z} (registration opens) to {last_de
   expire (presigned links live {campaign.links.upload_expiry_hours} hours at most).
 """
     with DAG(
-        schedule=CronTriggerTimetable("*/15 * * * *", timezone="UTC"),
+        schedule=DeltaTriggerTimetable(dt.timedelta(minutes=campaign.intake_every_minutes)),
         start_date=opens,
         end_date=last_deadline,
         catchup=False,
