@@ -14,11 +14,11 @@ import io
 import pandas as pd
 
 from include.campaign.validation.findings import Example, Findings, StopValidation, quoted
+from include.campaign.validation.locate import LINE
 from include.campaign.validation.schema import RunSchema
 from include.campaign.validation.speed import paused_gc
 
 OTHER_DELIMITERS = {"\t": "a tab", ";": "';'", "|": "'|'", ",": "','"}
-LINE = "__line__"
 FIRST_LINE_WINDOW = 65536  # characters searched for the first non-blank line
 
 

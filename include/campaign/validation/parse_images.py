@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from include.campaign.validation.findings import Example, Findings, quoted
+from include.campaign.validation.locate import MEMBER
 from include.campaign.validation.schema import RunSchema
 from include.campaign.validation.source import RunSource, iter_members
 
-MEMBER = "__member__"
 
 
 class ImageProblem(Exception):

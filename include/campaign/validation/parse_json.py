@@ -15,9 +15,9 @@ from typing import Iterator
 import pandas as pd
 
 from include.campaign.validation.findings import Example, Findings, StopValidation, quoted
+from include.campaign.validation.locate import LINE
 from include.campaign.validation.schema import FieldSpec, RunSchema
 
-LINE = "__line__"
 DUPLICATE_KEYS = "\x00duplicate keys"
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 JSON_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true/false",

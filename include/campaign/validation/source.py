@@ -6,7 +6,6 @@ count, total uncompressed size, compression ratio, unsafe names, symbolic links,
 """
 from __future__ import annotations
 
-import os
 import re
 import stat
 import zipfile
@@ -228,10 +227,3 @@ def open_run(source: RunSource, schema: RunSchema) -> list[RunMember]:
         return select_members(source, members, schema)
     return [RunMember(source.display_name, size)]
 
-
-def describe_size(path: Path) -> int:
-    """The size of a run file in bytes (0 when it cannot be read)."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
