@@ -9,6 +9,7 @@ demo talk to the same real servers.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import email
 import email.policy
 import json
@@ -172,31 +173,75 @@ def wait_for_password(airflow_home: Path, timeout: float = 180.0) -> str | None:
     return None
 
 
+def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", step_seconds: float) -> Path:
+    """A copy of ``source`` whose milestones are ``step_seconds`` apart from ``start`` (intake every minute)."""
+    import yaml
+
+    from include.campaign.config import load_campaign
+    from include.campaign.simulation import OPENING, replay_copy
+
+    campaign = load_campaign(source)
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    closing_start = start + dt.timedelta(seconds=step_seconds * len(OPENING))
+    data = replay_copy(raw, campaign, start - dt.timedelta(seconds=step_seconds), step_seconds, closing_start=closing_start)
+    data["intake_every_minutes"] = 1
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / source.name
+    target.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    load_campaign(target)  # the copy must pass the same check
+    return target
+
+
+def print_calendar(path: Path) -> None:
+    from include.campaign.calendar import milestone_events
+    from include.campaign.config import load_campaign
+
+    campaign = load_campaign(path)
+    print(f"{campaign.name} (demo copy {path}), times in UTC:", flush=True)
+    for event in milestone_events(campaign):
+        print(f"  {event.moment_utc:%H:%M:%S}  {event.label}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Start S3, SMTP and Airflow standalone on loopback with this project's DAGs.")
+    parser = argparse.ArgumentParser(description="Start S3, SMTP and Airflow standalone on loopback with this project's DAGs, and replay a demo campaign live.")
     parser.add_argument("--bucket", default=os.environ.get("CLEF_BUCKET", "clef-campaign"))
     parser.add_argument("--s3-port", type=int, default=int(os.environ.get("CLEF_DEMO_S3_PORT", "0")))
     parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("CLEF_DEMO_SMTP_PORT", "0")))
+    parser.add_argument("--campaign", default=str(PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"), help="the campaign whose demo copy plays live")
+    parser.add_argument("--minutes-apart", type=float, default=1.5, help="minutes between consecutive milestones of the demo copy")
+    parser.add_argument("--no-demo", action="store_true", help="only the stack, with the campaign files of include/campaigns/ as they are (DAGs paused)")
     args = parser.parse_args(argv)
 
-    airflow_home = DEMO_DIR / "airflow"
-    mail_dir = DEMO_DIR / "mail"
+    import shutil
+
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)  # each demo starts from nothing: the S3 server is in memory too
+    airflow_home, mail_dir = DEMO_DIR / "airflow", DEMO_DIR / "mail"
     airflow_home.mkdir(parents=True, exist_ok=True)
     s3_server, endpoint = start_s3_server(args.s3_port)
     create_bucket(endpoint, args.bucket)
     recorder = MailRecorder(folder=mail_dir)
     smtp, smtp_port = start_smtp_server(recorder, args.smtp_port)
     env = airflow_environment(airflow_home, s3_connection_json(endpoint), smtp_connection_json("127.0.0.1", smtp_port), args.bucket)
+    demo_ctx = None
+    if not args.no_demo:
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(minutes=2.5)
+        demo_file = write_demo_campaign(Path(args.campaign), DEMO_DIR / "campaigns", start, args.minutes_apart * 60)
+        env["CLEF_CAMPAIGNS_DIR"] = str(demo_file.parent)
+        env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+        demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
     print(f"S3 (moto) at {endpoint}, bucket {args.bucket} (versioned); access key {DEMO_ACCESS_KEY}", flush=True)
     print(f"SMTP on 127.0.0.1:{smtp_port}; every message lands in {mail_dir}", flush=True)
     print("Starting Airflow standalone (first start migrates its database: a minute or two)...", flush=True)
     log = (DEMO_DIR / "airflow-standalone.log").open("ab")
     airflow = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    stop = threading.Event()
     try:
         password = wait_for_password(airflow_home)
         ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
         print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
         print(f"Airflow's own log: {DEMO_DIR / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
+        if demo_ctx is not None and password:
+            start_live_demo(demo_ctx, ui, password, stop)
         while airflow.poll() is None:
             time.sleep(1)
         print(f"airflow standalone exited with code {airflow.returncode}; see {DEMO_DIR / 'airflow-standalone.log'}", file=sys.stderr)
@@ -205,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping Airflow, SMTP and S3...", flush=True)
         return 0
     finally:
+        stop.set()
         if airflow.poll() is None:
             os.killpg(airflow.pid, signal.SIGTERM)
             try:
@@ -213,6 +259,34 @@ def main(argv: list[str] | None = None) -> int:
                 os.killpg(airflow.pid, signal.SIGKILL)
         smtp.stop()
         s3_server.stop()
+
+
+def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
+    from include.campaign.config import load_campaign
+    from include.campaign.context import CampaignContext
+    from include.campaign.mail import SmtpSettings
+    from include.campaign.store import ObjectStore, S3Settings
+    from include.demo import build_demo, load_demo
+
+    campaign = load_campaign(demo_file)
+    store = ObjectStore(S3Settings(bucket=bucket, endpoint_url=endpoint, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY))
+    ctx = CampaignContext(campaign, store, SmtpSettings(host="127.0.0.1", port=smtp_port))
+    demo = build_demo(campaign)
+    load_demo(ctx, demo)
+    print_calendar(demo_file)
+    print(f"demo data staged: {sum(len(files) for files in demo.staging.values())} files, gold for {len(demo.gold)} tasks, "
+          f"{len(demo.registrations)} registrations and {sum(len(r) for r in demo.runs.values())} runs waiting to be submitted", flush=True)
+    return ctx, demo
+
+
+def start_live_demo(demo_ctx, ui: str, password: str, stop: threading.Event) -> None:
+    from include.demo.live import AirflowApi, Participants, watch_dag_runs
+
+    ctx, demo = demo_ctx
+    api = AirflowApi(ui, "admin", password)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    threading.Thread(target=watch_dag_runs, args=(api, ctx.campaign.id, say, stop), daemon=True).start()
+    threading.Thread(target=Participants(ctx, demo, api, say).play, daemon=True).start()
 
 
 if __name__ == "__main__":
