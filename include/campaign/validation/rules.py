@@ -198,7 +198,7 @@ def check_single_values(frame: pd.DataFrame, schema: RunSchema, locator: Locator
             continue
         majority = counts.index[0]
         others = frame[frame[single.column].notna() & (frame[single.column] != majority)]
-        summary = ", ".join(f"{quoted(v)} ({n} lines)" for v, n in counts.iloc[:5].items())
+        summary = ", ".join(f"{quoted(v)} ({n} line{'s' if n != 1 else ''})" for v, n in counts.iloc[:5].items())
         positions = frame.index.get_indexer(others.index[:MAX_EXAMPLES])
         examples = [locator.example(int(p), f"{single.column} {quoted(v)} differs from the rest of the file: {summary}", v)
                     for p, v in zip(positions, others[single.column].iloc[:MAX_EXAMPLES])]
