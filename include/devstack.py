@@ -142,6 +142,8 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": env.get("CLEF_DEMO_UI_PORT", "8080"),
+            # task processes report back to the API server: it listens on loopback at the port above
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{env.get('CLEF_DEMO_UI_PORT', '8080')}/execution/",
             "AIRFLOW_CONN_CLEF_S3": s3_json,
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
             "CLEF_BUCKET": bucket,
