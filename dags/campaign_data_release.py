@@ -6,12 +6,9 @@ from dags.clef_dag_support.runtime import (
     asset,
     asset_alias,
     campaign_context,
-    dag_kwargs,
-    events_at,
-    events_timetable,
-    first_moment,
+    due_events,
     label_map_index,
-    logical_date_of,
+    milestone_dag_kwargs,
     milestone_table,
     valid_campaigns,
 )
@@ -42,15 +39,12 @@ Fires on:
 """
     alias = asset_alias(campaign.id, "release")
     with DAG(
-        schedule=events_timetable(events, "development and test data releases"),
-        start_date=first_moment(events),
-        catchup=True,
-        **dag_kwargs(campaign, "data_release", doc),
+        **milestone_dag_kwargs(campaign, "data_release", events, "development and test data releases", doc),
     ) as dag:
 
         @task(task_id="plan_releases")
         def plan_releases(**context) -> list[dict]:
-            due = events_at(events, logical_date_of(context))
+            due = due_events(events, context)
             return [{"task_id": t, "split": SPLIT_OF[e.milestone], "label": f"{t} ({SPLIT_OF[e.milestone]})"} for e in due for t in e.task_ids]
 
         @task(task_id="release_task_data", map_index_template="{{ label }}", outlets=[alias])

@@ -8,10 +8,8 @@ from airflow.timetables.trigger import DeltaTriggerTimetable
 from dags.clef_dag_support.runtime import (
     campaign_context,
     dag_kwargs,
-    events_at,
-    events_timetable,
-    first_moment,
-    logical_date_of,
+    due_events,
+    milestone_dag_kwargs,
     milestone_table,
     valid_campaigns,
 )
@@ -35,22 +33,19 @@ Fires on (a late deployment still fires the missed dates, in order):
 {milestone_table(events)}
 """
     with DAG(
-        schedule=events_timetable(events, "registration opens and closes"),
-        start_date=first_moment(events),
-        catchup=True,
-        **dag_kwargs(campaign, "registration", doc),
+        **milestone_dag_kwargs(campaign, "registration", events, "registration opens and closes", doc),
     ) as dag:
 
         @task.branch(task_id="which_milestone")
         def which_milestone(**context) -> list[str]:
-            due = {event.milestone for event in events_at(events, logical_date_of(context))}
+            due = {event.milestone for event in due_events(events, context)}
             return [step for milestone, step in (("registration_opens", "announce_opening"), ("registration_closes", "close_registration")) if milestone in due]
 
         @task(task_id="announce_opening")
         def announce_opening(**context) -> dict:
             from include.campaign import registration
 
-            due = [e for e in events_at(events, logical_date_of(context)) if e.milestone == "registration_opens"]
+            due = [e for e in due_events(events, context) if e.milestone == "registration_opens"]
             task_ids = sorted({t for e in due for t in e.task_ids})
             return registration.announce_opening(campaign_context(campaign_file), task_ids)
 
@@ -58,7 +53,7 @@ Fires on (a late deployment still fires the missed dates, in order):
         def close_registration(**context) -> dict:
             from include.campaign import registration
 
-            due = [e for e in events_at(events, logical_date_of(context)) if e.milestone == "registration_closes"]
+            due = [e for e in due_events(events, context) if e.milestone == "registration_closes"]
             task_ids = sorted({t for e in due for t in e.task_ids})
             return registration.close(campaign_context(campaign_file), task_ids)
 

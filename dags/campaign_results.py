@@ -5,12 +5,9 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, task
 from dags.clef_dag_support.runtime import (
     campaign_context,
-    dag_kwargs,
-    events_at,
-    events_timetable,
-    first_moment,
+    due_events,
     label_map_index,
-    logical_date_of,
+    milestone_dag_kwargs,
     milestone_table,
     valid_campaigns,
 )
@@ -37,15 +34,12 @@ Fires on:
 {milestone_table(events)}
 """
     with DAG(
-        schedule=events_timetable(events, "results release"),
-        start_date=first_moment(events),
-        catchup=True,
-        **dag_kwargs(campaign, "results", doc),
+        **milestone_dag_kwargs(campaign, "results", events, "results release", doc),
     ) as dag:
 
         @task(task_id="plan_results")
         def plan_results(**context) -> list[dict]:
-            due = events_at(events, logical_date_of(context))
+            due = due_events(events, context)
             return [{"task_id": t, "label": t} for e in due for t in e.task_ids]
 
         @task(task_id="summarise_results")

@@ -6,12 +6,9 @@ from dags.clef_dag_support.runtime import (
     asset,
     asset_alias,
     campaign_context,
-    dag_kwargs,
-    events_at,
-    events_timetable,
-    first_moment,
+    due_events,
     label_map_index,
-    logical_date_of,
+    milestone_dag_kwargs,
     milestone_table,
     valid_campaigns,
 )
@@ -39,15 +36,12 @@ Fires on:
 """
     alias = asset_alias(campaign.id, "runs")
     with DAG(
-        schedule=events_timetable(events, "run submission deadlines"),
-        start_date=first_moment(events),
-        catchup=True,
-        **dag_kwargs(campaign, "run_collection", doc),
+        **milestone_dag_kwargs(campaign, "run_collection", events, "run submission deadlines", doc),
     ) as dag:
 
         @task(task_id="plan_collection")
         def plan_collection(**context) -> list[dict]:
-            due = events_at(events, logical_date_of(context))
+            due = due_events(events, context)
             return [{"task_id": t, "label": t} for e in due for t in e.task_ids]
 
         @task(task_id="collect_runs", map_index_template="{{ label }}", outlets=[alias])

@@ -4,11 +4,8 @@ from __future__ import annotations
 from airflow.sdk import DAG, task
 from dags.clef_dag_support.runtime import (
     campaign_context,
-    dag_kwargs,
-    events_at,
-    events_timetable,
-    first_moment,
-    logical_date_of,
+    due_events,
+    milestone_dag_kwargs,
     milestone_table,
     valid_campaigns,
 )
@@ -32,10 +29,7 @@ Fires on:
 {milestone_table(events)}
 """
     with DAG(
-        schedule=events_timetable(events, "working-notes reminders"),
-        start_date=first_moment(events),
-        catchup=True,
-        **dag_kwargs(campaign, "working_notes", doc),
+        **milestone_dag_kwargs(campaign, "working_notes", events, "working-notes reminders", doc),
     ) as dag:
 
         @task(task_id="send_reminders")
@@ -43,7 +37,7 @@ Fires on:
             from include.campaign import reminders
 
             ctx = campaign_context(campaign_file)
-            return [reminders.send(ctx, event.milestone, list(event.task_ids)) for event in events_at(events, logical_date_of(context))]
+            return [reminders.send(ctx, event.milestone, list(event.task_ids)) for event in due_events(events, context)]
 
         send_reminders()
     return dag

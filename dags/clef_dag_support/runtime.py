@@ -80,6 +80,21 @@ def events_timetable(events: list[MilestoneEvent], description: str):
     return EventsTimetable(event_dates=moments, restrict_to_events=True, presorted=True, description=description)
 
 
+def milestone_dag_kwargs(campaign: Campaign, stage: str, events: list[MilestoneEvent], description: str, doc_md: str) -> dict:
+    """A DAG that fires on each distinct moment of ``events`` and catches up on missed ones, in order."""
+    return {
+        "schedule": events_timetable(events, description),
+        "start_date": first_moment(events),
+        "catchup": True,
+        **dag_kwargs(campaign, stage, doc_md),
+    }
+
+
+def due_events(events: list[MilestoneEvent], context) -> list[MilestoneEvent]:
+    """The milestones this DAG run serves (by its logical date)."""
+    return events_at(events, logical_date_of(context))
+
+
 def first_moment(events: list[MilestoneEvent]) -> pendulum.DateTime:
     return pendulum.instance(min(e.moment_utc for e in events))
 
