@@ -44,18 +44,27 @@ Fires on:
             due = due_events(events, context)
             return [{"task_id": t, "label": t} for e in due for t in e.task_ids]
 
-        @task(task_id="collect_runs", map_index_template="{{ label }}", outlets=[alias])
-        def collect_runs(item: dict, **context) -> dict:
+        @task(task_id="collect_runs", map_index_template="{{ label }}")
+        def collect_runs(item: dict) -> dict:
             from include.campaign import collection
 
             label_map_index(item["label"])
             ctx = campaign_context(campaign_file)
             manifest = collection.collect(ctx, item["task_id"])
             manifest_key = ctx.layout.collection_manifest(item["task_id"])
-            context["outlet_events"][alias].add(asset(campaign.id, "runs", item["task_id"]), extra={"task": item["task_id"], "manifest_key": manifest_key})
             return {"task": item["task_id"], "manifest_key": manifest_key, "collected": len(manifest.get("collected", [])), "late": len(manifest.get("late", []))}
 
-        collect_runs.expand(item=plan_collection())
+        # One step announces every task collected at this deadline, so they are scored in one run.
+        # A task whose collection failed is left out; the others still go to scoring.
+        @task(task_id="announce_collected_runs", outlets=[alias], trigger_rule="all_done")
+        def announce_collected_runs(collected, **context) -> list[str]:
+            # A slice fetches every result in one call; only collections that succeeded have one.
+            results = collected[0 : len(collected)] if collected is not None else []
+            for result in results:
+                context["outlet_events"][alias].add(asset(campaign.id, "runs", result["task"]), extra={"task": result["task"], "manifest_key": result["manifest_key"]})
+            return [result["task"] for result in results]
+
+        announce_collected_runs(collect_runs.expand(item=plan_collection()))
     return dag
 
 

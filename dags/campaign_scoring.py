@@ -65,9 +65,9 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             from include.campaign import results, scoring
 
             ctx = campaign_context(campaign_file)
-            # Index the mapped results instead of iterating them: iteration probes one past the end
-            # and the API logs that probe as an error.
-            summaries = [summaries[i] for i in range(len(summaries))] if summaries is not None else []
+            # A slice fetches the mapped results in one call (iterating probes one past the end, and
+            # the API logs that probe as an error); a run whose scoring task failed has no result.
+            summaries = summaries[0 : len(summaries)] if summaries is not None else []
             outcomes = []
             for request in scoring_requests(context):
                 version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")

@@ -141,6 +141,8 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # a few task processes at a time: more only thrash a small machine (each imports pandas and GX)
+            "AIRFLOW__CORE__PARALLELISM": env.get("CLEF_DEMO_PARALLELISM", "4"),
             "AIRFLOW__API__PORT": env.get("CLEF_DEMO_UI_PORT", "8080"),
             # task processes report back to the API server: it listens on loopback at the port above
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{env.get('CLEF_DEMO_UI_PORT', '8080')}/execution/",
@@ -175,17 +177,21 @@ def wait_for_password(airflow_home: Path, timeout: float = 180.0) -> str | None:
     return None
 
 
-def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", step_seconds: float) -> Path:
-    """A copy of ``source`` whose milestones are ``step_seconds`` apart from ``start`` (intake every minute)."""
+def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", step_seconds: float, scoring_minutes: float = 4) -> Path:
+    """A copy of ``source`` whose milestones are ``step_seconds`` apart from ``start`` (intake every minute),
+    with ``scoring_minutes`` more between the run deadline and the results."""
     import yaml
 
     from include.campaign.config import load_campaign
-    from include.campaign.simulation import OPENING, replay_copy
+    from include.campaign.simulation import CLOSING, OPENING, delay_milestones, replay_copy
 
     campaign = load_campaign(source)
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     closing_start = start + dt.timedelta(seconds=step_seconds * len(OPENING))
     data = replay_copy(raw, campaign, start - dt.timedelta(seconds=step_seconds), step_seconds, closing_start=closing_start)
+    # Scoring every run of eleven tasks takes the embedded stack a few minutes: results come after.
+    after_deadline = CLOSING[CLOSING.index("results_release"):]
+    data = delay_milestones(data, after_deadline, dt.timedelta(minutes=scoring_minutes))
     data["intake_every_minutes"] = 1
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / source.name
@@ -210,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s3-port", type=int, default=int(os.environ.get("CLEF_DEMO_S3_PORT", "0")))
     parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("CLEF_DEMO_SMTP_PORT", "0")))
     parser.add_argument("--campaign", default=str(PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"), help="the campaign whose demo copy plays live")
-    parser.add_argument("--minutes-apart", type=float, default=1.5, help="minutes between consecutive milestones of the demo copy")
+    parser.add_argument("--minutes-apart", type=float, default=1.25, help="minutes between consecutive milestones of the demo copy")
     parser.add_argument("--no-demo", action="store_true", help="only the stack, with the campaign files of include/campaigns/ as they are (DAGs paused)")
     args = parser.parse_args(argv)
 

@@ -59,3 +59,15 @@ def replay_copy(raw: dict[str, Any], campaign: Campaign, now: dt.datetime, step:
     data = compress_calendar(data, campaign, CLOSING, closing_start or now + dt.timedelta(days=1), step)
     data["reminders"] = {"working_notes_days_before": [0], "on_notification": True, "camera_ready_days_before": [0]}
     return data
+
+
+def delay_milestones(data: dict[str, Any], milestones: Iterable[str], delay: dt.timedelta) -> dict[str, Any]:
+    """A copy with ``milestones`` (global and every task's own) moved ``delay`` later; order is kept
+    when ``milestones`` are the tail of the calendar (e.g. everything after the run deadline)."""
+    data = copy.deepcopy(data)
+    wanted = tuple(milestones)
+    for schedule in [data["schedule"], *((task.get("schedule") or {}) for task in data["tasks"])]:
+        for milestone in wanted:
+            if schedule.get(milestone) is not None:
+                schedule[milestone] = (dt.datetime.fromisoformat(str(schedule[milestone])) + delay).isoformat()
+    return data
