@@ -555,7 +555,7 @@ def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: di
         "run_format": task.run_format,
         "code_version": code_version(), "libraries": library_versions(),
         "metrics": [
-            {"name": spec.name, "function": f"{getattr(spec.compute, '__module__', '?')}.{getattr(spec.compute, '__qualname__', type(spec.compute).__name__)}", "higher_is_better": spec.higher_is_better,
+            {"name": spec.name, "function": repr(spec.compute), "higher_is_better": spec.higher_is_better,
              "needs_model": spec.needs_model, "code_version": code_version()}
             for spec in metric_specs(task)
         ],

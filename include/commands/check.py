@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from include.campaign.calendar import format_moment
+from include.commands._campaign_file import load_or_explain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,12 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from include.campaign.config import ConfigError, load_campaign
-
-    try:
-        campaign = load_campaign(args.config)
-    except ConfigError as error:
-        print(error.render(), file=sys.stderr)
+    campaign = load_or_explain(args.config)
+    if campaign is None:
         return 2
     print(summary(campaign))
     return 0

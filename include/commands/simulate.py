@@ -33,12 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from include.campaign.config import ConfigError, load_campaign
+    from include.commands._campaign_file import load_or_explain
 
-    try:
-        load_campaign(args.config)
-    except ConfigError as error:
-        print(error.render(), file=sys.stderr)
+    if load_or_explain(args.config) is None:
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="clef-simulate-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)

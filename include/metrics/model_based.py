@@ -47,45 +47,24 @@ def model_metric(metric_name: str, options: Mapping[str, Any]) -> MetricResult:
                                 f"{model_directory(options)}); it is computed in a later release")
 
 
-def caption_relevance(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_relevance", options)
+def model_metric_function(metric_name: str):
+    """The registry's ``(run, gold, options)`` function for one model-based metric."""
+
+    def compute(run, gold, options: Mapping[str, Any]) -> MetricResult:
+        return model_metric(metric_name, options)
+
+    compute.__name__ = compute.__qualname__ = metric_name
+    return compute
 
 
-def caption_bertscore(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_bertscore", options)
-
-
-def caption_image_similarity(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_image_similarity", options)
-
-
-def caption_factuality(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_factuality", options)
-
-
-def caption_umls_f1(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_umls_f1", options)
-
-
-def caption_alignscore(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_alignscore", options)
-
-
-def caption_bleurt(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("caption_bleurt", options)
-
-
-def synthesis_fidelity(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("synthesis_fidelity", options)
-
-
-def synthesis_agreement(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("synthesis_agreement", options)
-
-
-def synthesis_diversity(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("synthesis_diversity", options)
-
-
-def synthesis_fbd(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    return model_metric("synthesis_fbd", options)
+caption_relevance = model_metric_function("caption_relevance")
+caption_bertscore = model_metric_function("caption_bertscore")
+caption_image_similarity = model_metric_function("caption_image_similarity")
+caption_factuality = model_metric_function("caption_factuality")
+caption_umls_f1 = model_metric_function("caption_umls_f1")
+caption_alignscore = model_metric_function("caption_alignscore")
+caption_bleurt = model_metric_function("caption_bleurt")
+synthesis_fidelity = model_metric_function("synthesis_fidelity")
+synthesis_agreement = model_metric_function("synthesis_agreement")
+synthesis_diversity = model_metric_function("synthesis_diversity")
+synthesis_fbd = model_metric_function("synthesis_fbd")
