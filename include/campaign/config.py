@@ -381,9 +381,8 @@ _EXPECTATIONS = {
 
 
 def _issue_from_pydantic(error: dict[str, Any], lines: dict[str, int]) -> ConfigIssue:
-    parts = [p for p in error["loc"] if p not in ("date", "datetime", "function-after[_positive_days(), tuple[int, ...]]")]
-    # Union members (date | datetime) add their type name to the location; drop those.
-    parts = [p for p in parts if not (isinstance(p, str) and p in {"date", "datetime"})]
+    # Union members (date | datetime) and validators add their own names to the location: drop them.
+    parts = [p for p in error["loc"] if not (isinstance(p, str) and (p in {"date", "datetime"} or p.startswith("function-")))]
     location = _location(parts)
     message = error["msg"]
     if error["type"] in _EXPECTATIONS:
