@@ -20,8 +20,10 @@ def build_results_dag(campaign_file: str, campaign) -> DAG:
     doc = f"""### {campaign.name}: results release
 
 On each task's results date:
-1. `summarise_results` shows the latest leaderboard of every task due (top runs, valid and invalid
-   counts, teams);
+1. `wait_for_scoring` waits until the runs collected for every task due are scored (it checks every
+   30 s; a scoring that failed keeps it waiting: re-run `{campaign.id}_scoring` by hand);
+   `summarise_results` then shows the latest leaderboard of every task due (top runs, valid and
+   invalid counts, teams);
 2. `approve_publication` **waits for you**: open *Required actions* (or the task instance) in the
    Airflow UI, read the summary, and approve or reject. Nothing is published or sent before that;
 3. `publish_results` (one mapped instance per task) copies the leaderboards to
@@ -41,6 +43,16 @@ Fires on:
         def plan_results(**context) -> list[dict]:
             due = due_events(events, context)
             return [{"task_id": t, "label": t} for e in due for t in e.task_ids]
+
+        @task.sensor(task_id="wait_for_scoring", poke_interval=30, timeout=12 * 3600, mode="reschedule")
+        def wait_for_scoring(items: list[dict]):
+            """Results wait until the runs collected for every due task are scored."""
+            from airflow.sdk import PokeReturnValue
+
+            from include.campaign import results
+
+            pending = results.scoring_pending(campaign_context(campaign_file), [item["task_id"] for item in items])
+            return PokeReturnValue(is_done=not pending, xcom_value=pending)
 
         @task(task_id="summarise_results")
         def summarise_results(items: list[dict]) -> str:
@@ -66,7 +78,7 @@ Fires on:
             return results.publish(campaign_context(campaign_file), item["task_id"], approved_by=approver)
 
         planned = plan_results()
-        summarise_results(planned) >> approve >> publish_results.expand(item=planned)
+        wait_for_scoring(planned) >> summarise_results(planned) >> approve >> publish_results.expand(item=planned)
     return dag
 
 

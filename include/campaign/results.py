@@ -30,6 +30,21 @@ class ResultsError(RuntimeError):
 # --- what the organizer sees before approving ---------------------------------------------------
 
 
+def scoring_pending(ctx, task_ids: list[str]) -> list[str]:
+    """The tasks whose latest collected runs have no complete evaluation yet (scoring still running,
+    or failed): results wait for them. A task with nothing collected has nothing to wait for."""
+    pending = []
+    for task_id in task_ids:
+        manifest = ctx.store.head(ctx.layout.collection_manifest(task_id))
+        if manifest is None:
+            continue
+        version = scoring.latest_version(ctx, task_id)
+        finished = ctx.store.head(ctx.layout.evaluations(task_id, version) + scoring.LINEAGE_FILE) if version else None
+        if finished is None or finished.last_modified < manifest.last_modified:
+            pending.append(task_id)
+    return pending
+
+
 def summary(ctx, task_id: str) -> str:
     """The text shown in the approval step: version, counts, top of the leaderboard, publication state."""
     task = ctx.campaign.task(task_id)

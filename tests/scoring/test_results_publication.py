@@ -157,3 +157,21 @@ def test_a_run_made_valid_by_a_gold_fix_is_told_it_is_now_scored(mail_ctx, mailb
     _, body = body_of(mailbox, EMAILS["team-b"])
     assert "verdict: invalid -> valid" in body and "gans_kappa: not scored -> 1.0000" in body
     assert "rank: not ranked -> 1" in body
+
+
+def test_results_wait_until_the_latest_collection_is_scored(ctx):
+    import time
+
+    from include.campaign.results import scoring_pending
+    from scoring_fixtures import collect, gans_gold, gans_run, score_task, stage_gold
+
+    assert scoring_pending(ctx, ["gans-detection"]) == []  # nothing collected: nothing to wait for
+    stage_gold(ctx, "gans-detection", gans_gold())
+    collect(ctx, "gans-detection", {("team-a", "run-01"): gans_run({"1": 0, "2": 1, "3": 1, "4": 0, "5": 1, "6": 0, "7": 1, "8": 0})})
+    assert scoring_pending(ctx, ["gans-detection"]) == ["gans-detection"]
+    time.sleep(1.1)  # the store's clock has one-second steps
+    score_task(ctx, "gans-detection")
+    assert scoring_pending(ctx, ["gans-detection"]) == []
+    time.sleep(1.1)
+    collect(ctx, "gans-detection", {("team-a", "run-01"): gans_run({"1": 1, "2": 1, "3": 1, "4": 0, "5": 1, "6": 0, "7": 1, "8": 0})})
+    assert scoring_pending(ctx, ["gans-detection"]) == ["gans-detection"]  # collected again, not yet re-scored
