@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s3-port", type=int, default=int(os.environ.get("CLEF_DEMO_S3_PORT", "0")))
     parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("CLEF_DEMO_SMTP_PORT", "0")))
     parser.add_argument("--campaign", default=str(PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"), help="the campaign whose demo copy plays live")
-    parser.add_argument("--minutes-apart", type=float, default=1.25, help="minutes between consecutive milestones of the demo copy")
+    parser.add_argument("--minutes-apart", type=float, default=1.0, help="minutes between consecutive milestones of the demo copy")
     parser.add_argument("--no-demo", action="store_true", help="only the stack, with the campaign files of include/campaigns/ as they are (DAGs paused)")
     args = parser.parse_args(argv)
 
