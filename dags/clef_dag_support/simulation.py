@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +22,7 @@ from include.campaign.calendar import milestone_events, reminder_events
 from include.campaign.config import Campaign, parse_campaign
 from include.campaign.context import CampaignContext
 from include.campaign.simulation import replay_copy
+from include.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc
 ORGANIZER = "organizer"
@@ -158,19 +159,11 @@ class Simulation:
     # --- participants and organizers ---------------------------------------------------------------
 
     def _upload_registrations(self, registrations) -> None:
-        import json
-
-        for registration in registrations:
-            name = registration.document.get("contact_email", registration.team_name).split("@")[0] or "registration"
-            key = self.ctx.layout.registrations_inbox() + f"{_slug(registration.team_name)}-{_slug(name)}.json"
-            self.ctx.store.put_bytes(key, json.dumps(registration.document, indent=2, ensure_ascii=False).encode("utf-8"), content_type="application/json")
+        submit_registrations(self.ctx, registrations)
 
     def _team_ids(self) -> dict[str, str]:
-        from include.campaign.teams import all_teams
-
-        ids = {team["team_name"]: team["team_id"] for team in all_teams(self.ctx)}
-        self.report.team_ids = ids
-        return ids
+        self.report.team_ids = team_ids(self.ctx)
+        return self.report.team_ids
 
     def _approve_agreements(self, demo, skip_flag: str, only_flag: str | None = None) -> None:
         """The organizer approves every signed agreement, except those of the teams flagged ``skip_flag``."""
@@ -183,22 +176,8 @@ class Simulation:
                 self._run("agreement_approval", conf={"team_id": ids[registration.team_name], "tasks": tasks, "decision": "approve", "note": "agreement checked"})
 
     def _upload_runs(self, demo, late: bool, tasks: list[str] | None = None) -> None:
-        """Put each team's runs where its upload links point, in order; uploads of one team and run
-        a second apart so the store's timestamps keep their order."""
-        ids = self._team_ids()
-        last_upload: dict[tuple[str, str], float] = {}
-        for task_id, runs in demo.runs.items():
-            if tasks is not None and task_id not in tasks:
-                continue
-            for run in runs:
-                if run.late != late or run.team not in ids:
-                    continue
-                slot = (task_id, ids[run.team])
-                if slot in last_upload and time.monotonic() - last_upload[slot] < 1.05:
-                    time.sleep(1.05 - (time.monotonic() - last_upload[slot]))
-                key = self.ctx.layout.submissions(task_id, ids[run.team]) + run.run_name
-                self.ctx.store.put_bytes(key, run.data)
-                last_upload[slot] = time.monotonic()
+        submit_runs(self.ctx, demo, late, tasks)
+        self._team_ids()
 
     # --- what happened -----------------------------------------------------------------------------
 
@@ -216,10 +195,6 @@ class Simulation:
         for key in self.ctx.store.list_keys(self.ctx.layout.outbox_prefix()):
             counts[key.split("/")[2]] += 1
         self.report.mail_by_purpose = dict(sorted(counts.items()))
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "x"
 
 
 def render_summary(report: SimulationReport, top: int = 5) -> str:

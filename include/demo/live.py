@@ -18,8 +18,8 @@ import urllib.request
 from typing import Any, Callable
 
 from include.campaign.context import CampaignContext
-from include.campaign.teams import all_teams
 from include.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, LATE, DemoData
+from include.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc
 
@@ -86,11 +86,8 @@ class Participants:
             time.sleep(min(remaining, 5.0))
 
     def _register(self, wanted: Callable[[frozenset], bool]) -> None:
-        chosen = [r for r in self.demo.registrations if wanted(r.flags)]
-        for registration in chosen:
-            key = self.ctx.layout.registrations_inbox() + f"{_slug(registration.team_name)}.json"
-            self.ctx.store.put_bytes(key, json.dumps(registration.document, indent=2, ensure_ascii=False).encode(), content_type="application/json")
-        self.say(f"participants: {len(chosen)} registration(s) uploaded to {self.ctx.layout.registrations_inbox()}")
+        count = submit_registrations(self.ctx, [r for r in self.demo.registrations if wanted(r.flags)])
+        self.say(f"participants: {count} registration(s) uploaded to {self.ctx.layout.registrations_inbox()}")
 
     def _approve_when_registered(self, wanted: Callable[[frozenset], bool], timeout: float = 600) -> None:
         """Once intake has recorded the teams, approve their agreements (except the two flagged teams)."""
@@ -98,7 +95,7 @@ class Participants:
         deadline = time.monotonic() + timeout
         pending = {r.team_name: r for r in chosen}
         while pending and time.monotonic() < deadline:
-            ids = {team["team_name"]: team["team_id"] for team in all_teams(self.ctx)}
+            ids = team_ids(self.ctx)
             for name in [n for n in pending if n in ids]:
                 tasks = [t for t in pending[name].document.get("tasks", []) if self.campaign.task(t).requires_agreement]
                 if tasks:
@@ -108,17 +105,7 @@ class Participants:
             time.sleep(5)
 
     def _upload_runs(self, late: bool) -> None:
-        ids = {team["team_name"]: team["team_id"] for team in all_teams(self.ctx)}
-        count, last_upload = 0, {}
-        for task_id, runs in self.demo.runs.items():
-            for run in runs:
-                if run.late != late or run.team not in ids:
-                    continue
-                slot = (task_id, ids[run.team])
-                # the store stamps uploads to the second: one team's runs of a task go up a second apart
-                time.sleep(max(0.0, 1.05 - (time.monotonic() - last_upload.get(slot, 0.0))))
-                self.ctx.store.put_bytes(self.ctx.layout.submissions(task_id, ids[run.team]) + run.run_name, run.data)
-                last_upload[slot], count = time.monotonic(), count + 1
+        count = submit_runs(self.ctx, self.demo, late)
         self.say(f"participants: {count} {'late ' if late else ''}run(s) uploaded")
 
 
@@ -135,7 +122,3 @@ def watch_dag_runs(api: AirflowApi, campaign_id: str, say: Callable[[str], None]
         except (urllib.error.URLError, OSError, KeyError, ValueError):
             pass  # the API server may restart; the next poll catches up
         stop.wait(5)
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
