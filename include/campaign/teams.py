@@ -184,9 +184,19 @@ class Notices:
         except MailError as error:
             problem = {"purpose": purpose, "milestone": milestone, "recipient": recipient, "error": str(error)}
             (self.undeliverable if error.permanent else self.failed).append(problem)
+            if error.permanent:
+                self._record_undeliverable(problem)
             return False
         (self.sent if result.sent else self.already_sent).append(result.key)
         return True
+
+    def _record_undeliverable(self, problem: dict[str, str]) -> None:
+        """Keep a refused address where the organizers' Campaigns page lists it (once per message)."""
+        try:
+            key = self.ctx.layout.undeliverable(problem["purpose"], problem["milestone"], problem["recipient"])
+        except ValueError:  # an address no key may hold: it is still in this stage's summary
+            return
+        self.ctx.store.create_json_once(key, {**problem, "at": self.ctx.now().astimezone(UTC).isoformat()})
 
     @property
     def delivered(self) -> bool:

@@ -1,0 +1,370 @@
+"""The organizers' view of one campaign: what each panel of the Campaigns page shows, from the object store.
+
+This is the view model behind the Airflow UI's **Campaigns** entry (``plugins/campaigns_view.py``).
+It reads only through :class:`~include.campaign.store.ObjectStore` and builds every key with
+:class:`~include.campaign.layout.Layout`, so the page shows exactly what the stages wrote:
+
+- ``timeline``: every milestone of every task, with the DAG run that served it (the plugin passes the
+  Airflow DAG runs in; this module never imports Airflow) and its state;
+- ``registrations``: teams per task, agreements waiting for a decision, rejected registrations;
+- ``submissions``: per task, a team x run grid: uploads before the deadline, then the collection
+  manifest and the latest evaluation's verdicts (valid, invalid with the first problem, late, over
+  the limit, refused);
+- ``evaluations``: every version with its reason, who asked for it and its diff, and the private
+  leaderboard of the latest complete version;
+- ``mail``: messages sent per purpose and milestone, and undeliverable addresses with the reason.
+
+A campaign of 11 tasks, 200 teams and 2,000 runs means a few hundred small objects: they are read
+concurrently (boto3 clients are thread-safe), listings are used wherever a name says enough.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from include.campaign import scoring
+from include.campaign.calendar import milestone_events, reminder_events
+from include.campaign.config import MILESTONE_LABELS
+from include.campaign.context import CampaignContext
+from include.campaign.store import StoreError
+from include.campaign.teams import NOT_REQUIRED
+
+UTC = dt.timezone.utc
+READERS = 16  # concurrent object reads; moto, MinIO and S3 all serve this many without throttling
+REJECTED_SHOWN = 100  # newest rejected registrations listed (the count covers all of them)
+
+# Which DAG (by stage suffix) serves which milestone; conference dates have no stage.
+STAGE_OF_MILESTONE = {
+    "registration_opens": "registration",
+    "registration_closes": "registration",
+    "dev_data_release": "data_release",
+    "test_data_release": "data_release",
+    "run_deadline": "run_collection",
+    "results_release": "results",
+}
+REMINDER_STAGE = "working_notes"
+STATE_DONE, STATE_RUNNING, STATE_FAILED, STATE_NEXT, STATE_LATER, STATE_MISSED = "done", "running", "failed", "next", "later", "not run"
+_RUN_STATES = {"success": STATE_DONE, "failed": STATE_FAILED, "running": STATE_RUNNING, "queued": STATE_RUNNING}
+
+
+@dataclass(frozen=True)
+class DagRunInfo:
+    """What the page needs of one Airflow DAG run (the plugin reads these from Airflow)."""
+
+    dag_id: str
+    run_id: str
+    logical_date: dt.datetime | None
+    state: str
+    triggered_by: str | None = None
+
+
+# --- the whole page ------------------------------------------------------------------------------
+
+
+def campaign_overview(ctx: CampaignContext, dag_runs: Iterable[DagRunInfo] = ()) -> dict[str, Any]:
+    """Every panel of one campaign's page."""
+    reader = _Reader(ctx)
+    teams = reader.json_under(ctx.layout.registrations_teams())
+    return {
+        "campaign": {"id": ctx.campaign.id, "name": ctx.campaign.name, "timezone": ctx.campaign.timezone,
+                     "tasks": [{"id": t.id, "title": t.title} for t in ctx.campaign.tasks]},
+        "now": ctx.now().astimezone(UTC).isoformat(),
+        "timeline": timeline(ctx, list(dag_runs)),
+        "registrations": registrations(ctx, reader, teams),
+        "submissions": submissions(ctx, reader),
+        "evaluations": evaluations(ctx, reader),
+        "mail": mail(ctx, reader),
+    }
+
+
+def campaign_summary(ctx: CampaignContext) -> dict[str, Any]:
+    """One line of the list of campaigns: name, tasks, the next milestone."""
+    upcoming = [e for e in milestone_events(ctx.campaign) if e.moment_utc > ctx.now()]
+    following = upcoming[0] if upcoming else None
+    return {
+        "id": ctx.campaign.id, "name": ctx.campaign.name, "tasks": len(ctx.campaign.tasks),
+        "next": None if following is None else {"label": following.label, "at": following.moment_utc.isoformat(), "tasks": list(following.task_ids)},
+    }
+
+
+# --- timeline ------------------------------------------------------------------------------------
+
+
+def timeline(ctx: CampaignContext, dag_runs: Sequence[DagRunInfo]) -> list[dict[str, Any]]:
+    """Every milestone moment in time order with its state and the DAG run that served it."""
+    campaign = ctx.campaign
+    runs_by_moment = {(run.dag_id, _utc(run.logical_date)): run for run in dag_runs if run.logical_date is not None}
+    rows = []
+    for event in _all_events(campaign):
+        stage = STAGE_OF_MILESTONE.get(event.milestone) or (REMINDER_STAGE if event.milestone not in MILESTONE_LABELS else None)
+        dag_id = f"{campaign.id}_{stage}" if stage else None
+        run = runs_by_moment.get((dag_id, event.moment_utc)) if dag_id else None
+        rows.append({
+            "milestone": event.milestone, "label": _event_label(event.milestone), "tasks": list(event.task_ids),
+            "at_utc": event.moment_utc.isoformat(), "at_campaign": event.moment.astimezone(campaign.zone).strftime("%Y-%m-%d %H:%M %Z"),
+            "dag_id": dag_id, "run_id": run.run_id if run else None, "run_state": run.state if run else None,
+            "state": _state(run, event.moment_utc, ctx.now(), has_stage=dag_id is not None),
+        })
+    _mark_next(rows)
+    return rows
+
+
+def _all_events(campaign):
+    events = milestone_events(campaign) + reminder_events(campaign)
+    return sorted(events, key=lambda e: (e.moment_utc, e.milestone))
+
+
+def _event_label(milestone: str) -> str:
+    if milestone in MILESTONE_LABELS:
+        return MILESTONE_LABELS[milestone]
+    base, _, days = milestone.rpartition("_minus_")
+    return f"reminder: {MILESTONE_LABELS.get(base, base)} in {days.rstrip('d')} day(s)" if base else milestone.replace("_", " ")
+
+
+def _state(run: DagRunInfo | None, moment: dt.datetime, now: dt.datetime, has_stage: bool) -> str:
+    if run is not None:
+        return _RUN_STATES.get(run.state, run.state)
+    if moment > now:
+        return STATE_LATER
+    return STATE_MISSED if has_stage else STATE_DONE
+
+
+def _mark_next(rows: list[dict[str, Any]]) -> None:
+    """The first milestone still to come is ``next`` (several if they share its moment)."""
+    later = [row for row in rows if row["state"] == STATE_LATER]
+    if later:
+        first = later[0]["at_utc"]
+        for row in later:
+            if row["at_utc"] == first:
+                row["state"] = STATE_NEXT
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- registrations -------------------------------------------------------------------------------
+
+
+def registrations(ctx: CampaignContext, reader: "_Reader", teams: list[dict[str, Any]]) -> dict[str, Any]:
+    """Teams per task, agreements waiting for a decision, rejected registrations with their reasons."""
+    decisions = _agreement_decisions(ctx, reader)
+    per_task, pending = [], []
+    for task in ctx.campaign.tasks:
+        registered = [team for team in teams if task.id in team.get("tasks", [])]
+        counts: Counter[str] = Counter()
+        for team in registered:
+            status = _agreement_state(task.requires_agreement, decisions.get((team["team_id"], task.id)))
+            counts[status] += 1
+            if status == "pending":
+                pending.append({"team_id": team["team_id"], "team_name": team.get("team_name", ""), "task": task.id,
+                                "agreement": (team.get("agreements") or {}).get(task.id), "contact": team.get("contact_email", "")})
+        per_task.append({"task": task.id, "title": task.title, "teams": len(registered), "requires_agreement": task.requires_agreement,
+                         "approved": counts["approved"], "pending": counts["pending"], "refused": counts["refused"]})
+    rejected_keys = [key for key in reader.keys(ctx.layout.registrations_rejected()) if key.endswith("/reason.json")]
+    rejected = reader.json_of(sorted(rejected_keys)[-REJECTED_SHOWN:])
+    rejected.sort(key=lambda r: r.get("received_at") or "", reverse=True)
+    return {
+        "teams": len(teams), "per_task": per_task, "pending": pending,
+        "rejected_total": len(rejected_keys),
+        "rejected": [{"document": r.get("document", ""), "received_at": r.get("received_at", ""), "reasons": list(r.get("reasons") or [])} for r in rejected],
+    }
+
+
+def _agreement_decisions(ctx: CampaignContext, reader: "_Reader") -> dict[tuple[str, str], dict[str, Any]]:
+    prefix = ctx.layout.approvals()
+    decisions = {}
+    for record in reader.json_under(prefix):
+        decisions[(record.get("team"), record.get("task"))] = record
+    return decisions
+
+
+def _agreement_state(required: bool, decision: Mapping[str, Any] | None) -> str:
+    if not required:
+        return NOT_REQUIRED
+    if decision is None:
+        return "pending"
+    return "approved" if decision.get("approved") else "refused"
+
+
+# --- submissions ---------------------------------------------------------------------------------
+
+
+CELL_RECEIVED, CELL_VALID, CELL_INVALID, CELL_LATE, CELL_OVER, CELL_REFUSED, CELL_COLLECTED = (
+    "received", "valid", "invalid", "late", "over the limit", "refused", "collected")
+
+
+def submissions(ctx: CampaignContext, reader: "_Reader") -> list[dict[str, Any]]:
+    """Per task, a team x run grid; after the deadline from the collection manifest and the evaluation."""
+    return reader.map(lambda task: _task_grid(ctx, reader, task), ctx.campaign.tasks)
+
+
+def _task_grid(ctx: CampaignContext, reader: "_Reader", task) -> dict[str, Any]:
+    manifest = reader.json_or_none(ctx.layout.collection_manifest(task.id))
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    if manifest is None:
+        for info in reader.objects(ctx.layout.submissions(task.id)):
+            team, _, run = info.key[len(ctx.layout.submissions(task.id)):].partition("/")
+            cells[(team, run)] = {"state": CELL_RECEIVED, "detail": f"{info.size:,} bytes, {info.last_modified.astimezone(UTC):%Y-%m-%d %H:%M} UTC"}
+        source = "uploads so far (before the deadline)"
+    else:
+        _manifest_cells(manifest, cells)
+        _verdict_cells(ctx, reader, task.id, cells)
+        source = "collection at the deadline"
+    teams = sorted({team for team, _ in cells})
+    runs = sorted({run for _, run in cells})
+    return {"task": task.id, "title": task.title, "source": source, "teams": teams, "runs": runs,
+            "cells": {f"{team}/{run}": cell for (team, run), cell in sorted(cells.items())},
+            "counts": dict(Counter(cell["state"] for cell in cells.values()))}
+
+
+def _manifest_cells(manifest: Mapping[str, Any], cells: dict) -> None:
+    for entry in manifest.get("collected") or []:
+        cells[(entry["team"], entry["run"])] = {"state": CELL_COLLECTED, "detail": f"sha256 {str(entry.get('sha256', ''))[:12]}…"}
+    for part, state in (("late", CELL_LATE), ("dropped_over_limit", CELL_OVER), ("refused", CELL_REFUSED)):
+        for entry in manifest.get(part) or []:
+            key = (str(entry.get("team", "")), str(entry.get("run", "")))
+            cells.setdefault(key, {"state": state, "detail": entry.get("reason") or f"uploaded {entry.get('uploaded_at', '')}"})
+
+
+def _verdict_cells(ctx: CampaignContext, reader: "_Reader", task_id: str, cells: dict) -> None:
+    version = _latest_complete(ctx, reader, task_id)
+    if version is None:
+        return
+    evaluation = reader.json_or_none(ctx.layout.evaluations(task_id, version) + scoring.EVALUATION_FILE) or {}
+    for run in evaluation.get("runs") or []:
+        key = (run["team"], run["run"])
+        if run.get("verdict") == "valid":
+            cells[key] = {"state": CELL_VALID, "detail": f"scored in {run.get('scored_in', version)}"}
+        else:
+            cells[key] = {"state": CELL_INVALID, "detail": run.get("reason") or run.get("error") or run.get("verdict", "")}
+    for missing in evaluation.get("missing") or []:
+        cells[(missing["team"], missing["run"])] = {"state": "not scored", "detail": missing.get("reason", "")}
+
+
+# --- evaluations ---------------------------------------------------------------------------------
+
+
+def evaluations(ctx: CampaignContext, reader: "_Reader") -> list[dict[str, Any]]:
+    """Per task: every version (reason, who, when, complete, diff) and the latest private leaderboard."""
+    return reader.map(lambda task: _task_evaluations(ctx, reader, task), ctx.campaign.tasks)
+
+
+def _task_evaluations(ctx: CampaignContext, reader: "_Reader", task) -> dict[str, Any]:
+    names = reader.version_names(task.id)
+    prefixes = [ctx.layout.evaluations(task.id, name) for name in names]
+    records = reader.json_of([p + scoring.VERSION_FILE for p in prefixes])
+    complete = reader.exist([p + scoring.LINEAGE_FILE for p in prefixes])
+    diffs = reader.json_of([p + scoring.DIFF_FILE for p, done in zip(prefixes, complete) if done])
+    diff_of = dict(zip([n for n, done in zip(names, complete) if done], diffs))
+    versions = []
+    for name, record, done in zip(names, records, complete):
+        diff = diff_of.get(name) or {}
+        versions.append({
+            "version": name, "reason": record.get("reason", ""), "triggered_by": record.get("triggered_by", ""),
+            "created_at": record.get("created_at", ""), "complete": done,
+            "changed": [f"{c['team']}/{c['run']}" for c in diff.get("changed", [])],
+            "added": [f"{c['team']}/{c['run']}" for c in diff.get("added", [])],
+            "removed": [f"{c['team']}/{c['run']}" for c in diff.get("removed", [])],
+            "rank_changes": len(diff.get("rank_changes", [])),
+        })
+    latest = next((v["version"] for v in reversed(versions) if v["complete"]), None)
+    board = reader.json_or_none(ctx.layout.leaderboards(task.id, latest) + scoring.LEADERBOARD_EXPORTS["json"][0]) if latest else None
+    published = reader.json_or_none(ctx.layout.public_leaderboards(task.id) + "published.json")
+    return {"task": task.id, "title": task.title, "versions": list(reversed(versions)), "latest": latest,
+            "leaderboard": _board_preview(board), "published_version": (published or {}).get("version")}
+
+
+def _board_preview(board: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not board:
+        return None
+    metrics = [m["name"] for m in board.get("metrics", [])]
+    return {"ranked_by": board.get("ranked_by"), "metrics": metrics, "note": board.get("note"),
+            "rows": [{"rank": row.get("rank"), "team": row["team"], "run": row["run"], "status": row["status"],
+                      "values": [row.get("metrics", {}).get(name) for name in metrics]} for row in board.get("rows", [])]}
+
+
+def _latest_complete(ctx: CampaignContext, reader: "_Reader", task_id: str) -> str | None:
+    names = reader.version_names(task_id)
+    complete = reader.exist([ctx.layout.evaluations(task_id, n) + scoring.LINEAGE_FILE for n in names])
+    done = [name for name, is_done in zip(names, complete) if is_done]
+    return done[-1] if done else None
+
+
+# --- mail ----------------------------------------------------------------------------------------
+
+
+def mail(ctx: CampaignContext, reader: "_Reader") -> dict[str, Any]:
+    """Sent messages counted per purpose and milestone (from the outbox markers), and undeliverable ones."""
+    prefix = ctx.layout.outbox_prefix()
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for key in reader.keys(prefix):
+        parts = key[len(prefix):].split("/")
+        if len(parts) == 3:
+            counts[parts[0]][parts[1]] += 1
+    sent = [{"purpose": purpose, "total": sum(by_milestone.values()),
+             "milestones": [{"milestone": m, "messages": n} for m, n in sorted(by_milestone.items())]}
+            for purpose, by_milestone in sorted(counts.items())]
+    return {"sent": sent, "total": sum(item["total"] for item in sent), "undeliverable": undeliverable(ctx, reader)}
+
+
+def undeliverable(ctx: CampaignContext, reader: "_Reader") -> list[dict[str, Any]]:
+    """Addresses the SMTP server refused for good, with the reason, newest first."""
+    records = reader.json_under(ctx.layout.undeliverable_prefix())
+    records.sort(key=lambda r: r.get("at", ""), reverse=True)
+    return [{"recipient": r.get("recipient", ""), "purpose": r.get("purpose", ""), "milestone": r.get("milestone", ""),
+             "reason": r.get("error", ""), "at": r.get("at", "")} for r in records]
+
+
+# --- reading many small objects -------------------------------------------------------------------
+
+
+class _Reader:
+    """Concurrent reads for one page: listings, JSON objects and existence checks."""
+
+    def __init__(self, ctx: CampaignContext):
+        self.ctx = ctx
+        self.store = ctx.store
+        self._versions: dict[str, list[str]] = {}
+
+    def map(self, function, items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(READERS, len(items))) as pool:
+            return list(pool.map(function, items))
+
+    def objects(self, prefix: str) -> list:
+        return list(self.store.list_objects(prefix))
+
+    def keys(self, prefix: str) -> list[str]:
+        return [info.key for info in self.store.list_objects(prefix)]
+
+    def json_under(self, prefix: str) -> list[dict[str, Any]]:
+        return [r for r in self.json_of([k for k in self.keys(prefix) if k.endswith(".json")]) if isinstance(r, dict)]
+
+    def json_of(self, keys: Sequence[str]) -> list[Any]:
+        return self.map(self._json_or_empty, keys)
+
+    def json_or_none(self, key: str) -> Any:
+        try:
+            return self.store.get_json(key) if self.store.head(key) is not None else None
+        except (StoreError, ValueError):
+            return None
+
+    def exist(self, keys: Sequence[str]) -> list[bool]:
+        return self.map(self.store.exists, keys)
+
+    def version_names(self, task_id: str) -> list[str]:
+        if task_id not in self._versions:
+            self._versions[task_id] = scoring.versions(self.ctx, task_id)
+        return self._versions[task_id]
+
+    def _json_or_empty(self, key: str) -> Any:
+        try:
+            return self.store.get_json(key)
+        except (StoreError, ValueError):
+            return {}
