@@ -159,10 +159,11 @@ def trigger_dag(client, request: Request, dag_id: str, conf: dict[str, Any], not
 # --- pages -----------------------------------------------------------------------------------------
 
 
-def _render(name: str, **context: Any) -> HTMLResponse:
+def _render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     from include.campaign.mail import template_environment
 
-    return HTMLResponse(template_environment().get_template(f"campaigns/{name}").render(prefix=URL_PREFIX, **context))
+    page = template_environment().get_template(f"campaigns/{name}").render(prefix=URL_PREFIX, **context)
+    return HTMLResponse(page, status_code=status_code)
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -231,7 +232,7 @@ def _back(campaign_id: str, message: str, panel: str) -> RedirectResponse:
 @app.exception_handler(HTTPException)
 async def readable_error(request: Request, exc: HTTPException):
     if "text/html" in request.headers.get("accept", ""):
-        return _render("error.html.j2", status=exc.status_code, detail=str(exc.detail), login=_login_url(request) if exc.status_code == 401 else None)
+        return _render("error.html.j2", status_code=exc.status_code, status=exc.status_code, detail=str(exc.detail), login=_login_url(request) if exc.status_code == 401 else None)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
