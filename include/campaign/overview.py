@@ -239,14 +239,35 @@ def _verdict_cells(ctx: CampaignContext, reader: "_Reader", task_id: str, cells:
     if version is None:
         return
     evaluation = reader.json_or_none(ctx.layout.evaluations(task_id, version) + scoring.EVALUATION_FILE) or {}
-    for run in evaluation.get("runs") or []:
+    runs = evaluation.get("runs") or []
+    invalid = [run for run in runs if run.get("verdict") != "valid"]
+    reports = reader.json_of([f"{run['files']}report.json" for run in invalid if run.get("files")])
+    first_problems = dict(zip([(r["team"], r["run"]) for r in invalid if r.get("files")], map(first_problem, reports)))
+    for run in runs:
         key = (run["team"], run["run"])
         if run.get("verdict") == "valid":
             cells[key] = {"state": CELL_VALID, "detail": f"scored in {run.get('scored_in', version)}"}
         else:
-            cells[key] = {"state": CELL_INVALID, "detail": run.get("reason") or run.get("error") or run.get("verdict", "")}
+            detail = first_problems.get(key) or run.get("reason") or run.get("verdict", "")
+            cells[key] = {"state": CELL_INVALID, "detail": detail}
     for missing in evaluation.get("missing") or []:
         cells[(missing["team"], missing["run"])] = {"state": "not scored", "detail": missing.get("reason", "")}
+
+
+def first_problem(report: Mapping[str, Any]) -> str:
+    """``run.csv line 3: 'maybe' is not one of 0, 1 (label.allowed)``: the first broken rule where it first broke."""
+    for finding in report.get("rules_broken") or []:
+        if not isinstance(finding, Mapping):
+            return str(finding)
+        for example in finding.get("examples") or []:
+            where = example.get("file", "")
+            if example.get("line") is not None:
+                where += f" line {example['line']}"
+            elif example.get("member"):
+                where += f": {example['member']}"
+            return f"{where}: {example.get('message', '')} ({finding.get('rule', '')})"
+        return f"{finding.get('description') or finding.get('rule', '')} ({finding.get('rule', '')})"
+    return ""
 
 
 # --- evaluations ---------------------------------------------------------------------------------

@@ -110,7 +110,8 @@ def test_submission_grid_before_and_after_the_deadline(store, smtp_settings, mai
     cells = grids["alpha"]["cells"]
     assert grids["alpha"]["source"] == "collection at the deadline"
     assert cells[f"{one}/run-good"]["state"] == "valid"
-    assert cells[f"{one}/run-bad"]["state"] == "invalid" and cells[f"{one}/run-bad"]["detail"]
+    assert cells[f"{one}/run-bad"]["state"] == "invalid"
+    assert " line 2: " in cells[f"{one}/run-bad"]["detail"] and '"maybe"' in cells[f"{one}/run-bad"]["detail"]  # the first problem, where
     assert cells[f"{two}/run-1"]["state"] == "over the limit"
     assert cells[f"{two}/run-2"]["state"] == "valid" and cells[f"{two}/run-3"]["state"] == "valid"
     assert grids["beta"]["cells"][f"{one}/run-late"]["state"] == "late"
