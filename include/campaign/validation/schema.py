@@ -158,6 +158,7 @@ class GoldFileSpec(_Strict):
     str_columns: list[str] = []
     name_pattern: str | None = None
     public: bool = False  # a test input participants receive too (the release does not treat it as secret)
+    optional: bool = False  # may be absent from the gold folder: it then reads as an empty table
 
     @property
     def path_name(self) -> str:
