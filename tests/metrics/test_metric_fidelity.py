@@ -105,6 +105,34 @@ def test_touche_ndcg_equals_the_organizers_by_default():
         assert list(result.per_item.index) == ["a1", "a2", "a3"]
 
 
+@pytest.mark.parametrize("with_list", [True, False])
+def test_the_exclusion_list_is_an_optional_gold_file(tmp_path, with_list):
+    from include.campaign.validation import validate_run
+
+    touche_judgments().to_csv(tmp_path / "judgments.csv", index=False)
+    (tmp_path / "arguments.csv").write_text("argument_id\n" + "\n".join(TOUCHE_ARGUMENTS) + "\n")
+    (tmp_path / "images.txt").write_text("\n".join(TOUCHE_IMAGES) + "\n")
+    if with_list:
+        (tmp_path / "excluded_arguments.txt").write_text("x1\n")
+    run_file = tmp_path / "results.jsonl"
+    touche_run().to_json(run_file, orient="records", lines=True)
+    outcome = validate_run("touche-results-jsonl", run_file, tmp_path)
+    assert outcome.valid, outcome.text
+    assert list(outcome.gold["excluded_arguments"]["argument_id"]) == (["x1"] if with_list else [])
+    results = score_run("touche-results-jsonl", NDCG_NAMES, outcome.run, outcome.gold)
+    for depth, theirs in THEIR_NDCG.items():  # x1 is unjudged: skipped either way
+        assert results[f"ndcg_at_{depth}"].value == pytest.approx(theirs, abs=1e-12), depth
+        assert "x1" not in results[f"ndcg_at_{depth}"].per_item.index
+
+
+def test_an_excluded_judged_argument_leaves_the_mean():
+    gold = touche_gold(excluded=("a3",))
+    results = score_run("touche-results-jsonl", ["ndcg_at_5"], touche_run(), gold)["ndcg_at_5"]
+    everyone = score_run("touche-results-jsonl", ["ndcg_at_5"], touche_run(), touche_gold(excluded=()))["ndcg_at_5"]
+    assert list(results.per_item.index) == ["a1", "a2"]
+    assert results.value == pytest.approx(everyone.per_item[["a1", "a2"]].mean(), abs=1e-15)
+
+
 def test_an_unjudged_argument_off_the_exclusion_list_is_skipped():
     # Their script stops here with "ValueError: Missing relevance for ('x1', 'i6')"; its own
     # `if not ideal: continue` shows the intent, which we follow: the same numbers as with x1 excluded.
