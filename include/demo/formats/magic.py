@@ -2,8 +2,9 @@
 
 Segmentation: each test image (a tiny PNG) has two to four annotators' binary TIFF masks in the
 gold (``masks/IMG_{ENC}_{IMG}_mask_{ANN}.tiff``, 0/1 uint8 as the organizers stage them); a run is a
-zip of one 0/1 TIFF mask per image named ``IMG_{ENC}_{IMG}_mask_{SYS}.tiff``. The perfect run is the annotators' majority vote (a pixel is on
-when at least ceil(n/2) annotators marked it); a wrong mask is that vote shifted a few pixels.
+zip of one 0/1 TIFF mask per image named ``IMG_{ENC}_{IMG}_mask_{SYS}.tiff``. The perfect run is
+the annotators' majority vote (a pixel is on when at least ceil(n/2) annotators marked it); a wrong
+mask is that vote shifted a few pixels.
 
 Closed VQA: a run and the gold ``closed_vqa.json`` are JSON lists of one object per encounter,
 ``{"encounter_id": ..., "CQID011-001": option, ...}``. Multi-slot families hold one to two real

@@ -5,9 +5,10 @@ The test split stages the arguments (``arguments.csv`` with their claims), the i
 values 0/1/2), ``arguments.csv`` (ids only), ``images.txt`` and, as the organizers stage it,
 ``excluded_arguments.txt``: the last argument of each split is left out of the evaluation and
 nobody judged it (in 2025 thirteen arguments were excluded). A run is ``results.jsonl`` with five
-ranked images per argument, the excluded one included (every argument must be present). Judgement patterns are picked so that each judged image's combined
-grade (the organizers' table: aspects first, then annotators) is known: the perfect run ranks the
-best-graded images first, a wrong answer starts with an unjudged image and ranks the best one fourth.
+ranked images per argument, the excluded one included (every argument must be present).
+Judgement patterns are picked so that each judged image's combined grade (the organizers' table:
+aspects first, then annotators) is known: the perfect run ranks the best-graded images first, a
+wrong answer starts with an unjudged image and ranks the best one fourth.
 """
 from __future__ import annotations
 
