@@ -305,14 +305,13 @@ class ObjectStore:
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
-    def iter_chunks(self, key: str, version_id: str | None = None, consume: Callable[[bytes], None] | None = None) -> None:
-        """Feed the object to ``consume`` in 1 MiB chunks (a body that breaks off is read again from the start)."""
+    def read_chunks(self, key: str, reader: Callable[[Iterator[bytes]], Any], version_id: str | None = None) -> Any:
+        """``reader(chunks)`` over the object's 1 MiB chunks; returns what it returns.
 
-        def read_all(body) -> None:
-            for chunk in iter(lambda: body.read(_CHUNK), b""):
-                consume(chunk)
-
-        self._read_streamed("read", key, version_id, read_all)
+        A body that breaks off is read again from the start with a fresh call of ``reader``, so
+        ``reader`` must keep its state (a digest, say) in its own call.
+        """
+        return self._read_streamed("read", key, version_id, lambda body: reader(iter(lambda: body.read(_CHUNK), b"")))
 
     def download(self, key: str, path: str, version_id: str | None = None) -> None:
         extra = {"VersionId": version_id} if version_id and version_id != "null" else None
