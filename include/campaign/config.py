@@ -122,6 +122,8 @@ class RunLimits(_Strict):
     max_uncompressed_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_compression_ratio: float = Field(default=200.0, gt=1)
     max_members: int = Field(default=100_000, gt=0)
+    # A text run is parsed whole, at about ten times its size in memory (benchmarks/parse_memory.py).
+    max_text_bytes: int = Field(default=32 * 1024**2, gt=0)
 
 
 class RunLimitsOverride(_Strict):
@@ -129,6 +131,7 @@ class RunLimitsOverride(_Strict):
     max_uncompressed_bytes: int | None = Field(default=None, gt=0)
     max_compression_ratio: float | None = Field(default=None, gt=1)
     max_members: int | None = Field(default=None, gt=0)
+    max_text_bytes: int | None = Field(default=None, gt=0)
 
 
 class Reminders(_Strict):

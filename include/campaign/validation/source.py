@@ -229,6 +229,17 @@ def open_run(source: RunSource, schema: RunSchema) -> list[RunMember]:
                 source.fail("container.member-count", f"the zip must hold {container.member_hint}",
                             f"the zip holds no files; it must hold {container.member_hint}")
             return members
-        return select_members(source, members, schema)
-    return [RunMember(source.display_name, size)]
+        return check_text_size(source, select_members(source, members, schema))
+    return check_text_size(source, [RunMember(source.display_name, size)])
+
+
+def check_text_size(source: RunSource, members: list[RunMember]) -> list[RunMember]:
+    """A text member is parsed whole (about ten times its size in memory): refuse one over ``max_text_bytes``."""
+    limit = source.limits.max_text_bytes
+    for member in members:
+        if member.size > limit:
+            source.fail("file.text-size-limit", f"a run's text (CSV or JSON) holds at most {limit} bytes",
+                        f"{quoted(member.name)} holds {member.size} bytes of text, over this task's limit of {limit} bytes "
+                        "(real runs of this kind are a few MiB: check that the file holds only your results)")
+    return members
 
