@@ -134,7 +134,7 @@ class S3Settings:
             signature_version="s3v4",
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},  # tries in all, the first included
             s3={"addressing_style": "path"},
         )
 
@@ -174,14 +174,14 @@ def _http_status(exc: ClientError) -> int | None:
 
 
 def explain(exc: BaseException, settings: S3Settings) -> str:
-    """The reason a call failed, in words an organizer can act on."""
+    """The reason a call failed, in words an organizer can act on (and how often it was tried)."""
     attempts = f" (after {settings.max_attempts} attempt(s))"
     if isinstance(exc, ConnectTimeoutError):
-        return f"no connection within {settings.connect_timeout:g} s{attempts}: is the endpoint up and reachable?"
+        return f"no connection within {settings.connect_timeout:g} s, is the endpoint up and reachable?{attempts}"
     if isinstance(exc, ReadTimeoutError):
-        return f"no answer within {settings.read_timeout:g} s{attempts}: the endpoint accepted the connection but hangs"
+        return f"no answer within {settings.read_timeout:g} s, the endpoint accepted the connection but hangs{attempts}"
     if isinstance(exc, EndpointConnectionError):
-        return f"cannot connect{attempts}: connection refused or host unreachable"
+        return f"cannot connect, connection refused or host unreachable{attempts}"
     if isinstance(exc, (ResponseStreamingError, IncompleteReadError)):
         return f"the connection broke while the object was being read{attempts}"
     if isinstance(exc, HTTPClientError):

@@ -40,7 +40,6 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_chunked()
         faults = self.server.faults
         mode = faults.mode_for(self.path)
-        faults.count(self.path, mode)
         if mode == "5xx":
             self._answer(503, SLOW_DOWN, {"Content-Type": "application/xml"})
         elif mode == "hang":
@@ -74,6 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
                 self.send_header(name, value)
+        if self.command == "HEAD":  # no body: the real answer's length is the object's
+            declared = int(headers.get("Content-Length", headers.get("content-length", 0)))
         self.send_header("Content-Length", str(len(body) if declared is None else declared))
         self.end_headers()
         if self.command != "HEAD":
@@ -97,6 +98,7 @@ class FaultyS3:
         self.upstream = urlsplit(upstream)
         self.mode = "pass"
         self.only: str | None = None
+        self.times: int | None = None  # spoil only this many requests, then pass
         self.hang_seconds = hang_seconds
         self.released = threading.Event()
         self.requests: list[tuple[str, str]] = []
@@ -119,26 +121,31 @@ class FaultyS3:
         self._server.shutdown()
         self._server.server_close()
 
-    def misbehave(self, mode: str, only: str | None = None) -> None:
-        """Spoil every request from now on (or those whose path contains ``only``)."""
+    def misbehave(self, mode: str, only: str | None = None, times: int | None = None) -> None:
+        """Spoil every request from now on (or those whose path contains ``only``; or only the next ``times``)."""
         if mode not in MODES:
             raise ValueError(f"unknown fault mode {mode!r}; one of {MODES}")
         self.released.set() if mode == "pass" else self.released.clear()
-        self.mode, self.only = mode, only
         with self._lock:
+            self.mode, self.only, self.times = mode, only, times
             self.requests.clear()
 
     def heal(self) -> None:
         self.misbehave("pass")
 
     def mode_for(self, path: str) -> str:
-        if self.only is not None and self.only not in path:
-            return "pass"
-        return self.mode
-
-    def count(self, path: str, mode: str) -> None:
+        """The mode for this request, counted (thread-safe)."""
         with self._lock:
+            mode = self.mode
+            if self.only is not None and self.only not in path:
+                mode = "pass"
+            elif mode != "pass" and self.times is not None:
+                if self.times <= 0:
+                    mode = "pass"
+                else:
+                    self.times -= 1
             self.requests.append((mode, path))
+            return mode
 
     def spoiled(self) -> int:
         with self._lock:
