@@ -40,12 +40,11 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
 
 from include.campaign import leaderboard as leaderboards
 from include.campaign.config import Task
 from include.campaign.layout import segment
-from include.campaign.store import StoreError, dump_json
+from include.campaign.store import dump_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -294,16 +293,7 @@ def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: s
 
 def versions(ctx, task_id: str) -> list[str]:
     """Every allocated version of the task, oldest first."""
-    prefix = ctx.layout.evaluations(task_id)
-    names = []
-    try:
-        for page in ctx.store.client.get_paginator("list_objects_v2").paginate(Bucket=ctx.store.bucket, Prefix=prefix, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(prefix):].rstrip("/")
-                if VERSION_NAME.match(name):
-                    names.append(name)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"cannot list s3://{ctx.store.bucket}/{prefix}: {exc}") from None
+    names = [name for name in ctx.store.list_folders(ctx.layout.evaluations(task_id)) if VERSION_NAME.match(name)]
     return sorted(names, key=lambda name: int(VERSION_NAME.match(name).group(1)))
 
 
@@ -388,16 +378,7 @@ def _gold_for_version(ctx, task_id: str, version: str) -> GoldCopy:
 
 def download_with_sha256(store, key: str, path: Path) -> str:
     """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
-    digest = hashlib.sha256()
-    try:
-        body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
-        with open(path, "wb") as handle:
-            for chunk in iter(lambda: body.read(1024 * 1024), b""):
-                digest.update(chunk)
-                handle.write(chunk)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"cannot read s3://{store.bucket}/{key}: {exc}") from None
-    return digest.hexdigest()
+    return store.download_with_sha256(key, path)
 
 
 def _validation_limits(ctx, task: Task):
