@@ -103,6 +103,12 @@ _REFUSED_CHARACTERS = {
     "Zp": "a paragraph separator", "Cs": "a lone surrogate", "Co": "a private-use character",
 }
 
+_CONTROL_NAMES = {  # unicodedata has no names for control characters
+    "\t": "CHARACTER TABULATION", "\n": "LINE FEED", "\x0b": "LINE TABULATION", "\x0c": "FORM FEED",
+    "\r": "CARRIAGE RETURN", "\x1c": "FILE SEPARATOR", "\x1d": "GROUP SEPARATOR", "\x1e": "RECORD SEPARATOR",
+    "\x85": "NEXT LINE", "\x00": "NULL", "\x1b": "ESCAPE", "\x7f": "DELETE",
+}
+
 
 class RegistrationError(ValueError):
     """An organizer's request cannot be carried out (unknown team or task, no agreement needed...)."""
@@ -126,8 +132,8 @@ def text_problem(value: str, kind: str = "line") -> str | None:
     for position, char in enumerate(value, 1):
         category = unicodedata.category(char)
         if category in _REFUSED_CHARACTERS:
-            name = unicodedata.name(char, "").strip() or "unnamed"
-            return f"character {position} is U+{ord(char):04X} {name}, {_REFUSED_CHARACTERS[category]}: {TEXT_RULE}"
+            name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "")
+            return f"character {position} is U+{ord(char):04X}{' ' + name if name else ''}, {_REFUSED_CHARACTERS[category]}: {TEXT_RULE}"
     return mixed_script_problem(value) if kind == "name" else None
 
 
