@@ -442,7 +442,7 @@ def handle_document(ctx: CampaignContext, document: InboxDocument, notices: Noti
     except StoreError as error:
         return _keep_in_inbox(ctx, document, error)
     except Exception as error:  # noqa: BLE001 - one document must never stop the intake of the others
-        return set_aside(ctx, document, error, notices)
+        return set_aside(ctx, document, error, notices, directory.recorded_from(document.document_id))
 
 
 def take_in_document(ctx: CampaignContext, document: InboxDocument, notices: Notices, directory: TeamDirectory) -> dict[str, Any]:
@@ -505,11 +505,17 @@ def _keep_in_inbox(ctx: CampaignContext, document: InboxDocument, error: StoreEr
     return {"status": "kept", "document": document.key, "reasons": [str(error)]}
 
 
-def set_aside(ctx: CampaignContext, document: InboxDocument, error: BaseException, notices: Notices) -> dict[str, Any]:
-    """An error nobody foresaw: keep the document in ``rejected/`` with the error, tell the organizers, go on."""
+def set_aside(ctx: CampaignContext, document: InboxDocument, error: BaseException, notices: Notices, recorded_teams: list[str] = ()) -> dict[str, Any]:
+    """An error nobody foresaw: keep the document in ``rejected/`` with the error, tell the organizers, go on.
+
+    ``recorded_teams``: teams whose record already took this document in before the error (the
+    organizers are told to check them).
+    """
     log.error("registration intake: %s set aside after an unexpected error", document.key, exc_info=error)
     reason = f"the intake could not handle this document ({type(error).__name__}: {_short(str(error))}); it was set aside for an organizer"
     frames = traceback.extract_tb(error.__traceback__)[-6:]
+    if recorded_teams:
+        reason += f"; it had already been recorded in the team record(s) {', '.join(recorded_teams)}: check them"
     record = {
         "document": document.key, "received_at": in_utc(document.received_at), "reasons": [reason], "answered": None,
         "error": {"type": type(error).__name__, "message": _short(str(error), 2000), "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]},

@@ -272,6 +272,10 @@ class TeamDirectory:
         teams = self._teams()
         return [teams[team_id] for team_id in sorted(self._by_name.get(normalise_team_name(team_name), set()))]
 
+    def recorded_from(self, document_id: str) -> list[str]:
+        """Ids of the teams this intake knows whose record names the document (to tell after an error)."""
+        return sorted(team_id for team_id, team in (self._by_id or {}).items() if any(r.get("document") == document_id for r in team.get("registrations", [])))
+
     def agreement_holders(self, digest: str, other_than: str) -> list[tuple[str, str]]:
         """(team id, task) of every other team that gave an agreement file with this sha256."""
         self._teams()

@@ -144,6 +144,20 @@ def test_an_error_nobody_foresaw_sets_the_document_aside_tells_the_organizers_an
     assert intake(ctx)["rejected"] == [] and bucket_state(store) == before and len(mailbox.messages) == count
 
 
+def test_an_error_after_the_team_was_recorded_names_the_record_to_check(ctx, store, mailbox):
+    store.put_bytes(ctx.layout.release_record("alpha", "dev"), b"{damaged", content_type="application/json")  # a damaged release record
+    key = _between(ctx, "5-alpha.json", registration("Alpha Seekers", "seekers@team.example.org", ["alpha"], {"alpha": upload_agreement(ctx, "seekers.pdf")}))
+
+    outcome = intake(ctx)
+
+    assert sorted(a["team_id"] for a in outcome["accepted"]) == ["good-after", "good-before"]
+    [aside] = outcome["rejected"]
+    assert aside["document"] == key and aside["set_aside"] is True
+    assert aside["reasons"][0].endswith("it had already been recorded in the team record(s) alpha-seekers: check them")
+    assert store.exists(ctx.layout.team_record("alpha-seekers")) and mailbox.to("seekers@team.example.org") == []
+    assert any("alpha-seekers" in m.body for m in mailbox.to(ORGANIZER))
+
+
 def test_closing_takes_in_the_last_documents_and_freezes_the_list_despite_a_hostile_one(ctx, store, mailbox):
     submit(ctx, *BEFORE)
     submit(ctx, "5-deep.json", b"[" * 1000 + b"]" * 1000)
