@@ -520,12 +520,17 @@ def set_aside(ctx: CampaignContext, document: InboxDocument, error: BaseExceptio
         "document": document.key, "received_at": in_utc(document.received_at), "reasons": [reason], "answered": None,
         "error": {"type": type(error).__name__, "message": _short(str(error), 2000), "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]},
     }
+    folder = ctx.layout.registrations_rejected() + document.document_id + "/"
+    failures_before = len(notices.failed)
+    told = _tell_organizers(ctx, document, [reason, f"the error and where it happened are in {folder}reason.json"], [], notices)
+    outcome = {"status": "rejected", "document": document.key, "reasons": [reason], "answered": None, "kept_at": None, "set_aside": True, "organizers_told": told}
+    if len(notices.failed) > failures_before:
+        return outcome  # the SMTP server did not answer: it stays in the inbox, and the next run tells them
     try:
-        folder = _move(ctx, document, None, ctx.layout.registrations_rejected(), record)
+        outcome["kept_at"] = _move(ctx, document, None, ctx.layout.registrations_rejected(), record)
     except StoreError as store_error:
         return _keep_in_inbox(ctx, document, store_error)
-    told = _tell_organizers(ctx, document, [reason, "the error and where it happened are in " + folder + "reason.json"], [], notices)
-    return {"status": "rejected", "document": document.key, "reasons": [reason], "answered": None, "kept_at": folder, "set_aside": True, "organizers_told": told}
+    return outcome
 
 
 def _short(text: str, limit: int = 300) -> str:
