@@ -122,6 +122,10 @@ Trigger this DAG by hand (▶ with config) once you have checked a team's signed
 The decision, who made it (your Airflow user) and your note are recorded under
 `registrations/approvals/`; an approved team immediately receives the links of any data already
 released for that task. Tasks that need an agreement: {', '.join(agreement_tasks)}.
+
+Before approving, look at the team record's `agreement_flags` (also in the intake's e-mail to you
+and in the closing summary): the intake flags an agreement file that is byte for byte the one
+another team gave. One decision may cover several tasks; every task is checked before any is recorded.
 """
     with DAG(
         schedule=None,

@@ -1,7 +1,11 @@
 """Teams and how the lifecycle stages talk to them: records, stable ids, agreement decisions, notices.
 
 A team is one JSON record under ``registrations/teams/<team>.json``; its id is derived from the
-normalised team name, so the same registration always yields the same id. A team may receive the
+normalised team name (NFKC, case-folded, spaces collapsed), so the same registration always yields
+the same id. Names are also compared by how they *look* (:func:`name_skeleton`, after Unicode TS #39:
+``VISI0N LAB`` and ``VISION LAB``, Cyrillic ``КОВЕ`` and Latin ``KOBE``), and a name mixing scripts
+a reader cannot tell apart is refused (:func:`mixed_script_problem`); :class:`TeamDirectory` gives an
+intake the registered teams by name, by look and by the sha256 of their agreement files. A team may receive the
 data of a task when the task needs no signed user agreement, or when an organizer approved the
 team's agreement (``registrations/approvals/<team>/<task>.json``).
 
