@@ -158,6 +158,32 @@ def test_an_error_after_the_team_was_recorded_names_the_record_to_check(ctx, sto
     assert any("alpha-seekers" in m.body for m in mailbox.to(ORGANIZER))
 
 
+def test_a_document_name_with_line_breaks_is_kept_out_of_every_header(ctx, store, mailbox):
+    key = _between(ctx, "5-evil\u2028Bcc: victim@example.org\u0085.json", registration("Plain Team", "plain@team.example.org", ["beta"]))
+    outcome = intake(ctx)
+    assert sorted(a["team_id"] for a in outcome["accepted"]) == ["good-after", "good-before", "plain-team"]
+    [accepted] = [a for a in outcome["accepted"] if a["team_id"] == "plain-team"]
+    assert accepted["document"] == key and store.list_keys(ctx.layout.registrations_inbox()) == []
+    assert all(m.recipients != ["victim@example.org"] and "victim" not in m.subject for m in mailbox.messages)
+    [folder] = {k.rsplit("/", 2)[1] for k in store.list_keys(ctx.layout.registrations_accepted()) if "evil" in k}
+    assert folder.split("-", 1)[1].startswith("5-evil-Bcc-victim@example.org-")  # the id keeps only key-safe characters
+
+
+def test_a_document_another_intake_took_meanwhile_is_left_to_it(ctx, store, mailbox):
+    key = _between(ctx, "5-raced.json", registration("Raced Team", "raced@team.example.org", ["beta"]))
+
+    def taken_by_the_other_intake(params, **_):
+        if params.get("Key") == key:
+            store.client.delete_object(Bucket=store.bucket, Key=key)
+
+    store.client.meta.events.register("before-parameter-build.s3.GetObject", taken_by_the_other_intake)
+    outcome = intake(ctx)
+
+    _assert_the_others_were_taken_in(ctx, store, mailbox, outcome)
+    assert outcome["rejected"] == [] and [g["document"] for g in outcome["gone"]] == [key]
+    assert mailbox.to("raced@team.example.org") == [] and mailbox.to(ORGANIZER) == []
+
+
 def test_closing_takes_in_the_last_documents_and_freezes_the_list_despite_a_hostile_one(ctx, store, mailbox):
     submit(ctx, *BEFORE)
     submit(ctx, "5-deep.json", b"[" * 1000 + b"]" * 1000)
