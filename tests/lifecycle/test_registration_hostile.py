@@ -228,7 +228,7 @@ def test_documents_sharing_sixty_characters_in_one_second_are_both_kept(ctx, sto
     assert len(stem) == 60
     first = registration("Team One", "one@team.example.org", ["beta"])
     second = registration("Team Two", "two@team.example.org", ["beta"])
-    keys = _same_second(ctx, store, [(stem + "-one.json", first), (stem + "-two.json", second)])
+    _same_second(ctx, store, [(stem + "-one.json", first), (stem + "-two.json", second)])
 
     outcome = intake(ctx)
 
@@ -239,7 +239,6 @@ def test_documents_sharing_sixty_characters_in_one_second_are_both_kept(ctx, sto
     documents = [store.get_json(ctx.layout.team_record(t))["registrations"][0]["document"] for t in ("team-one", "team-two")]
     assert documents[0] != documents[1] and all(d.startswith(documents[0][:17]) for d in documents)
     assert sorted(m.recipients[0] for m in mailbox.messages) == ["one@team.example.org", "two@team.example.org"]
-    assert keys  # both were in the inbox at once
 
 
 def test_the_frozen_team_list_escapes_spreadsheet_formulas(ctx, store, mailbox):
