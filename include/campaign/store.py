@@ -302,6 +302,21 @@ class ObjectStore:
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         return self._read_streamed("read", key, version_id, lambda body: body.read())
 
+    def get_bytes_at_most(self, key: str, limit: int) -> bytes:
+        """The object's bytes, but never more than ``limit + 1`` of them (so a caller sees it is larger).
+
+        The body is streamed and closed after ``limit + 1`` bytes: an object replaced by a huge one
+        after it was listed costs no more than the limit to refuse.
+        """
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                return body.read(limit + 1)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("read", key, exc) from None
+
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
