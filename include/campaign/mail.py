@@ -283,7 +283,7 @@ class SmtpSender:
                 last_error = exc
                 if kind is not None:
                     raise MailError(self._describe(mail, exc, attempts, after_body=kind == UNKNOWN), kind=kind, code=code) from None
-                if isinstance(exc, TimeoutError):
+                if _timed_out(exc):
                     break  # a server that did not answer in time will not answer the next attempt either
         kind = TRANSIENT if isinstance(last_error, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused)) else CONNECTION
         raise MailError(self._describe(mail, last_error, attempts), kind=kind) from None
@@ -360,7 +360,7 @@ class SmtpSender:
 
     def _describe(self, mail: Mail, exc: Exception | None, attempts: int, after_body: bool = False) -> str:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if isinstance(exc, (socket.timeout, TimeoutError)):
+        if _timed_out(exc):
             reason = f"no answer within {self.settings.timeout:g} s (or no connection within {self.settings.connect_timeout:g} s)"
         elif isinstance(exc, smtplib.SMTPResponseException):
             reason = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
@@ -383,6 +383,11 @@ class _AddressNotSupported(smtplib.SMTPException):
 # Replies about the server, the account or the sender, never about one recipient: a 5xx here is no
 # reason to give up an address, and the next message would meet the same reply.
 _SERVER_LEVEL = (smtplib.SMTPConnectError, smtplib.SMTPHeloError, smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError)
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """A timeout, also when smtplib re-raised it as "connection unexpectedly closed"."""
+    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "__context__", None), TimeoutError)
 
 
 def _classify(exc: OSError, progress: _Progress) -> tuple[str | None, int | None]:
