@@ -52,7 +52,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 # What a mail client or server may read as the end of a header line, or that has no place in one:
 # C0 and C1 controls (CR, LF, VT, FF, U+0085 NEL...), DEL, and the Unicode line and paragraph separators.
-_NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_IN_A_HEADER = re.compile(r"\r\n|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A newline that a template value (not the template text) brought into the rendered message.
 _VALUE_NEWLINE = "\ue000"
 
@@ -147,7 +147,7 @@ def render_mail(purpose: str, recipient: str, **context: Any) -> Mail:
     reply_to = context.get("reply_to")
     return Mail(
         recipient=recipient,
-        subject=one_line(head[len("Subject:"):].replace(_VALUE_NEWLINE, " ")),
+        subject=one_line(head[len("Subject:"):].replace(_VALUE_NEWLINE, "\n")),
         body=body.lstrip("\n").replace(_VALUE_NEWLINE, "\n"),
         reply_to=str(reply_to) if reply_to else None,
     )

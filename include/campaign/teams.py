@@ -201,9 +201,6 @@ class Notices:
         try:
             mail = render_mail(purpose, recipient, **context)
             result = self.ctx.outbox.send_once(purpose, milestone, mail)
-        except UnsafeKeyError as error:  # an address no key (and no server) can take
-            self.undeliverable.append({**problem, "error": str(error)})
-            return False
         except MailError as error:
             self._record_failure(problem, error)
             return False
