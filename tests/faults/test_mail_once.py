@@ -7,7 +7,7 @@ import pytest
 
 from include.campaign import results
 from include.campaign.layout import Layout
-from include.campaign.mail import Mail, MailError, Outbox, SmtpSender, message_id_for, render_mail
+from include.campaign.mail import Mail, MailError, Outbox, SmtpSender, render_mail
 from include.campaign.teams import Notices
 from tests.faults.conftest import EMAILS, ORGANIZER, TASK, settings, with_smtp
 from tests.faults.smtp_servers import SlowRecorder, start
@@ -81,6 +81,8 @@ def test_a_failed_send_releases_its_claim_so_the_next_try_sends(store, smtp_sett
 
 
 def test_the_message_id_comes_from_the_outbox_key_so_a_resend_is_the_same_message(store, smtp_settings, mailbox):
+    from include.campaign.mail import message_id_for
+
     outbox = Outbox(store, Layout("demo"), SmtpSender(smtp_settings))
     mail = Mail(recipient="team@example.org", subject="Your receipt", body="We collected run1.")
     first = outbox.send_once("run-receipt", "beta.team", mail)
@@ -138,3 +140,26 @@ def test_an_address_with_a_line_break_is_undeliverable_and_the_stage_goes_on(sco
     assert bad["recipient"].startswith("victim@evil.example") and "not an e-mail address" in bad["error"]
     assert len(notices.sent) == 1 and not notices.failed
     assert sorted(m.recipients[0] for m in mailbox.messages) == ["fine@team.example", ORGANIZER]
+
+
+def test_two_intakes_at_once_confirm_each_registration_once(store):
+    """Closing runs its own intake while the intake DAG may run: each team still gets one confirmation."""
+    from include.campaign.context import CampaignContext
+    from include.campaign.registration import intake
+    from tests.lifecycle.conftest import make_campaign, now_utc, registration, submit
+
+    recorder = SlowRecorder()
+    recorder.delay = 0.2
+    controller, port = start(recorder)
+    try:
+        ctx = CampaignContext(make_campaign(now_utc()), store, settings(port, timeout=5))
+        addresses = [f"team{number}@lab{number}.example.org" for number in range(6)]
+        for number, address in enumerate(addresses):
+            submit(ctx, f"team-{number}.json", registration(f"Team {number}", address, ["beta"]))
+        run_together(lambda: intake(ctx), lambda: intake(ctx))
+        intake(ctx)  # whatever one of them left in the inbox
+    finally:
+        controller.stop()
+    for address in addresses:
+        confirmations = [m for m in recorder.to(address) if "confirmed" in m.subject]
+        assert len(confirmations) == 1, (address, [m.subject for m in recorder.to(address)])

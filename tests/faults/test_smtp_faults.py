@@ -12,7 +12,6 @@ import time
 import pytest
 
 from include.campaign import results
-from include.campaign.mail import message_id_for
 from include.campaign.teams import DeliveryError
 from include.devstack import MailRecorder, free_port
 from tests.faults.conftest import EMAILS, ORGANIZER, TASK, outbox_states, settings, with_smtp
@@ -135,6 +134,8 @@ def test_a_message_whose_delivery_is_unknown_is_recorded_and_never_sent_twice(sc
         states = outbox_states(scored, "results")
         assert sorted(states) == TEAM_ADDRESSES and set(states.values()) == {"unknown"}
         # each message carried the Message-ID of its outbox key, all different
+        from include.campaign.mail import message_id_for
+
         keys = [scored.outbox.key("results", f"{TASK}.{team}", email) for team, email in sorted(EMAILS.items())]
         assert sorted(server.message_ids()) == sorted(message_id_for(key, "lab@clef.example.org") for key in keys)
     report = publish(scored)  # with a good server: nothing is sent again, the organizers hear of the four
