@@ -2,6 +2,7 @@
 
 - :class:`BouncingRecorder`: a real aiosmtpd server that refuses every address starting with
   ``bounce@`` with ``550 5.1.1`` (and records what it accepted).
+- :class:`BusyRecorder`: refuses one address for now (``451``), a transient failure.
 - :class:`SlowRecorder`: a real aiosmtpd server that takes its time before accepting a message
   (two senders then overlap).
 - :class:`ScriptedSmtpServer`: a small threaded socket server speaking just enough SMTP, that
@@ -33,6 +34,22 @@ class BouncingRecorder(MailRecorder):
         if address.lower().startswith("bounce@"):
             self.refused.append(address)
             return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class BusyRecorder(MailRecorder):
+    """Answers ``451 4.2.1 mailbox busy, try later`` for one address: a transient refusal."""
+
+    def __init__(self, busy: str):
+        super().__init__()
+        self.busy = busy.lower()
+        self.tried: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook name)
+        self.tried.append(address)
+        if address.lower() == self.busy:
+            return "451 4.2.1 mailbox busy, try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -15,7 +15,7 @@ from include.campaign import results
 from include.campaign.teams import DeliveryError
 from include.devstack import MailRecorder, free_port
 from tests.faults.conftest import EMAILS, ORGANIZER, TASK, outbox_states, settings, with_smtp
-from tests.faults.smtp_servers import BouncingRecorder, ScriptedSmtpServer, start
+from tests.faults.smtp_servers import BouncingRecorder, BusyRecorder, ScriptedSmtpServer, start
 
 TEAM_ADDRESSES = sorted(EMAILS.values())
 
@@ -83,6 +83,20 @@ def test_a_refused_address_does_not_stop_the_rescore_notices_of_the_other_teams(
         assert results.notify_rescore(ctx, TASK, outcome["version"], "gold fixed")["sent"] == []
     finally:
         controller.stop()
+
+
+def test_a_transient_refusal_of_one_address_is_retried_alone_by_the_next_try(scored, mailbox):
+    recorder = BusyRecorder("carol@c.example")
+    controller, port = start(recorder)
+    try:
+        error, _ = timed(publish, with_smtp(scored, settings(port, attempts=2)))
+        assert isinstance(error, DeliveryError) and "451 4.2.1 mailbox busy" in str(error) and "1 e-mail(s) not sent (3 sent)" in str(error)
+        assert sorted(m.recipients[0] for m in recorder.messages) == ["alice@a.example", "bounce@b.example", "dave@d.example"]
+        assert recorder.tried.count("carol@c.example") == 2  # retried inside the send: the server had not taken it
+    finally:
+        controller.stop()
+    report = publish(scored)  # the task's retry sends only what failed
+    assert report["sent"] == ["team-c"] and [m.recipients[0] for m in mailbox.messages] == ["carol@c.example"]
 
 
 # --- item 5: a server that is down, or accepts and never answers --------------------------------------
