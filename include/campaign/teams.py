@@ -9,16 +9,17 @@ intake the registered teams by name, by look and by the sha256 of their agreemen
 data of a task when the task needs no signed user agreement, or when an organizer approved the
 team's agreement (``registrations/approvals/<team>/<task>.json``).
 
-:class:`Notices` sends the stages' e-mails through the outbox (each message once) and keeps going
-when one recipient fails: a refused address is reported, a server that cannot be reached is raised
-as :class:`DeliveryError` once every other message has been tried, so a retry sends only what is
-missing. The small write helpers here leave an object untouched when its content would not change,
+:class:`Notices` sends the stages' e-mails through the outbox (each message at most once) and keeps
+going when one recipient fails: a refused address is recorded and reported to the organizers; a
+server that cannot be reached stops the run's sending and is raised as :class:`DeliveryError`, so
+a retry sends only what is missing. The small write helpers here leave an object untouched when its content would not change,
 so a re-run adds no object version.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from typing import Any, Iterable
 
 from include.campaign.config import MILESTONE_LABELS, Campaign
 from include.campaign.context import CampaignContext
-from include.campaign.mail import MailError, render_mail
+from include.campaign.layout import UnsafeKeyError
+from include.campaign.mail import IN_PROGRESS, REFUSED, SENT, UNDELIVERABLE, UNKNOWN, MailError, SendResult, render_mail
 from include.campaign.store import ObjectStore, dump_json
 
 UTC = dt.timezone.utc
@@ -328,28 +330,66 @@ def approved_teams(ctx: CampaignContext, task_id: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Notices:
-    """E-mails of one stage run: each sent once, failures collected rather than raised one by one."""
+    """E-mails of one stage run: each sent at most once, every recipient handled on its own.
+
+    - an address the server refuses for good is recorded (its outbox marker says so, so no later
+      try sends to it again) and the stage goes on;
+    - a message whose delivery is unknown (the connection failed after the body was sent) is
+      recorded, never sent again by itself, and stops the stage's sending like a connection failure;
+    - after the first connection-level failure nothing more is tried in this run: the remaining
+      messages are listed as not sent, and :meth:`raise_if_failed` raises :class:`DeliveryError`, so
+      the next try sends exactly those;
+    - :meth:`raise_if_failed` first tells the organizers (of the campaign and of ``task_ids``) once
+      about every undeliverable or unknown message of the run.
+    """
 
     ctx: CampaignContext
+    task_ids: tuple[str, ...] = ()
     sent: list[str] = field(default_factory=list)
     already_sent: list[str] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
     undeliverable: list[dict[str, str]] = field(default_factory=list)
+    unknown: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    stopped_by: str | None = None
 
     def send(self, purpose: str, milestone: str, recipient: str, **context: Any) -> bool:
-        """Render ``mail/<purpose>.txt.j2`` and send it once; False when it was not delivered now."""
-        outbox = self.ctx.outbox
+        """Render ``mail/<purpose>.txt.j2`` and send it once; False when it is not known to be delivered."""
+        problem = {"purpose": purpose, "milestone": milestone, "recipient": str(recipient)}
+        if self.stopped_by is not None:
+            self.failed.append({**problem, "error": f"not tried: {self.stopped_by}", "deferred": "yes"})
+            return False
         context.setdefault("reply_to", str(self.ctx.campaign.contact_email))
         context.setdefault("campaign", self.ctx.campaign)
-        mail = render_mail(purpose, recipient, **context)
         try:
-            result = outbox.send_once(purpose, milestone, mail)
+            mail = render_mail(purpose, recipient, **context)
+            result = self.ctx.outbox.send_once(purpose, milestone, mail)
         except MailError as error:
-            problem = {"purpose": purpose, "milestone": milestone, "recipient": recipient, "error": str(error)}
-            (self.undeliverable if error.permanent else self.failed).append(problem)
+            self._record_failure(problem, error)
             return False
-        (self.sent if result.sent else self.already_sent).append(result.key)
-        return True
+        return self._record(problem, result)
+
+    def _record_failure(self, problem: dict[str, str], error: MailError) -> None:
+        entry = {**problem, "error": str(error)}
+        if error.kind == REFUSED:
+            self.undeliverable.append(entry)
+            return
+        (self.unknown if error.kind == UNKNOWN else self.failed).append(entry)
+        if error.connection_level:
+            self.stopped_by = f"the SMTP server failed on an earlier message of this run ({problem['purpose']} to {problem['recipient']})"
+
+    def _record(self, problem: dict[str, str], result: SendResult) -> bool:
+        if result.sent:
+            self.sent.append(result.key)
+        elif result.status == UNDELIVERABLE:
+            self.undeliverable.append({**problem, "error": result.detail or "refused by the server earlier"})
+        elif result.status == UNKNOWN:
+            self.unknown.append({**problem, "error": result.detail or "delivery unknown since an earlier try"})
+        elif result.status == IN_PROGRESS:
+            self.in_progress.append(result.key)  # another worker holds the claim and sends it
+        else:
+            self.already_sent.append(result.key)
+        return result.sent or result.status in (SENT, IN_PROGRESS)
 
     @property
     def delivered(self) -> bool:
@@ -359,17 +399,56 @@ class Notices:
         return {
             "sent": len(self.sent),
             "already_sent": len(self.already_sent),
+            "in_progress_elsewhere": len(self.in_progress),
             "undeliverable": list(self.undeliverable),
-            "failed": list(self.failed),
+            "unknown": list(self.unknown),
+            "failed": [item for item in self.failed if not item.get("deferred")],
+            "not_tried": len([item for item in self.failed if item.get("deferred")]),
         }
 
+    def tell_organizers(self, stage: str) -> bool:
+        """E-mail the organizers the undeliverable and unknown messages of this run, once per set of problems."""
+        problems = [dict(item, outcome=UNDELIVERABLE) for item in self.undeliverable] + [dict(item, outcome=UNKNOWN) for item in self.unknown]
+        if not problems or self.stopped_by is not None:  # with the server down, the next try tells them
+            return False
+        fingerprint = hashlib.sha256(json.dumps(sorted((p["outcome"], p["purpose"], p["milestone"], p["recipient"]) for p in problems)).encode()).hexdigest()[:16]
+        milestone = f"{_key_safe(stage)}.{fingerprint}"
+        for item in problems:
+            item["marker"] = self._marker(item)
+        for organizer in organizer_addresses(self.ctx.campaign, self.task_ids):
+            mail = render_mail("mail-problems", organizer, campaign=self.ctx.campaign, stage=stage, reply_to=str(self.ctx.campaign.contact_email),
+                               undeliverable=[p for p in problems if p["outcome"] == UNDELIVERABLE],
+                               unknown=[p for p in problems if p["outcome"] == UNKNOWN])
+            try:
+                self.ctx.outbox.send_once("mail-problems", milestone, mail)
+            except MailError as error:
+                if error.kind != REFUSED:  # a retry of the stage tells them (the teams' messages are not sent twice)
+                    self.failed.append({"purpose": "mail-problems", "milestone": milestone, "recipient": organizer, "error": str(error)})
+        return True
+
+    def _marker(self, problem: dict[str, str]) -> str:
+        try:
+            return self.ctx.outbox.key(problem["purpose"], problem["milestone"], problem["recipient"])
+        except (UnsafeKeyError, MailError):
+            return ""
+
     def raise_if_failed(self, stage: str) -> None:
-        """After every message was tried: fail the stage if the server could not be reached for some."""
+        """After every message was tried: tell the organizers of refused and unknown messages, then fail
+        the stage if some could not be sent for a transient reason (a re-run sends exactly those)."""
+        self.tell_organizers(stage)
         if not self.failed:
             return
+        tried = [item for item in self.failed if not item.get("deferred")]
+        deferred = len(self.failed) - len(tried)
         lines = [f"{stage}: {len(self.failed)} e-mail(s) not sent ({len(self.sent)} sent); run the task again once the SMTP server answers:"]
-        lines += [f"  {item['purpose']} to {item['recipient']}: {item['error']}" for item in self.failed]
+        lines += [f"  {item['purpose']} to {item['recipient']}: {item['error']}" for item in tried]
+        if deferred:
+            lines.append(f"  {deferred} more not tried after that failure: {self.stopped_by}")
         raise DeliveryError("\n".join(lines))
+
+
+def _key_safe(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "stage"
 
 
 def unique_addresses(addresses: Iterable[str]) -> list[str]:
