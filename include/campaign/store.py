@@ -4,13 +4,21 @@ The client comes from :class:`S3Settings`, built from an Airflow connection's fi
 ``password``, ``extra`` with ``endpoint_url`` and ``region_name``) or from environment variables,
 so this module never imports Airflow. Transient faults (connection errors, throttling, 5xx) are
 retried by botocore's "standard" retry mode with exponential backoff.
+
+Presigned links are signed with their own principals where the settings name them: upload links
+with one that may only write ``<campaign>/submissions/``, download links with one that may only read
+``<campaign>/releases/`` and ``<campaign>/public/`` (deploy/minio/ holds the policies). A link carries
+its signer's access key id, and S3 checks the signer's policy when the link is used, so a link can
+never reach beyond what its principal may do. Without such a principal the main credentials sign,
+with a warning in the log.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import boto3
@@ -18,10 +26,35 @@ from botocore.client import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 _CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
     """An object-store call failed; the message names the bucket, the key and the reason."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """Access key of a principal that signs one kind of presigned link."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+# link kind -> (connection extra fields, environment variables) holding its signer's key id and secret
+SIGNER_SOURCES = {
+    "upload": (("upload_access_key_id", "upload_secret_access_key"), ("CLEF_S3_UPLOAD_ACCESS_KEY_ID", "CLEF_S3_UPLOAD_SECRET_ACCESS_KEY")),
+    "download": (("download_access_key_id", "download_secret_access_key"), ("CLEF_S3_DOWNLOAD_ACCESS_KEY_ID", "CLEF_S3_DOWNLOAD_SECRET_ACCESS_KEY")),
+}
+
+
+def _signers(extra: dict[str, Any], env) -> dict[str, SigningKey | None]:
+    """``upload_signer`` and ``download_signer`` from the connection extra, else the environment."""
+    found: dict[str, SigningKey | None] = {}
+    for kind, (fields, variables) in SIGNER_SOURCES.items():
+        key_id, secret = (extra.get(fields[0]) or env.get(variables[0]), extra.get(fields[1]) or env.get(variables[1]))
+        found[f"{kind}_signer"] = SigningKey(key_id, secret) if key_id and secret else None
+    return found
 
 
 @dataclass(frozen=True)
@@ -32,10 +65,16 @@ class S3Settings:
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
     max_attempts: int = 5
+    # principals that sign presigned links (None: the main credentials sign, with a warning)
+    upload_signer: SigningKey | None = None
+    download_signer: SigningKey | None = None
 
     @classmethod
-    def from_connection(cls, *, bucket: str, login: str | None, password: str | None, extra: dict[str, Any] | None) -> "S3Settings":
-        """From an Airflow ``aws`` connection's fields (the DAG layer reads the connection)."""
+    def from_connection(cls, *, bucket: str, login: str | None, password: str | None, extra: dict[str, Any] | None, environ=None) -> "S3Settings":
+        """From an Airflow ``aws`` connection's fields (the DAG layer reads the connection).
+
+        The link signers come from the extra (``upload_access_key_id`` ...) or else from the
+        environment (``CLEF_S3_UPLOAD_ACCESS_KEY_ID`` ..., see :data:`SIGNER_SOURCES`)."""
         extra = extra or {}
         return cls(
             bucket=extra.get("bucket", bucket),
@@ -43,16 +82,17 @@ class S3Settings:
             region_name=extra.get("region_name") or "us-east-1",
             access_key_id=login or extra.get("aws_access_key_id"),
             secret_access_key=password or extra.get("aws_secret_access_key"),
+            **_signers(extra, os.environ if environ is None else environ),
         )
 
     @classmethod
-    def from_connection_json(cls, text: str, bucket: str) -> "S3Settings":
+    def from_connection_json(cls, text: str, bucket: str, environ=None) -> "S3Settings":
         """From the JSON form of an Airflow connection (``AIRFLOW_CONN_CLEF_S3``)."""
         data = json.loads(text)
         extra = data.get("extra") or {}
         if isinstance(extra, str):
             extra = json.loads(extra) if extra else {}
-        return cls.from_connection(bucket=bucket, login=data.get("login"), password=data.get("password"), extra=extra)
+        return cls.from_connection(bucket=bucket, login=data.get("login"), password=data.get("password"), extra=extra, environ=environ)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "S3Settings":
@@ -60,13 +100,14 @@ class S3Settings:
         env = os.environ if environ is None else environ
         bucket = env.get("CLEF_BUCKET", "clef-campaign")
         if env.get("AIRFLOW_CONN_CLEF_S3", "").lstrip().startswith("{"):
-            return cls.from_connection_json(env["AIRFLOW_CONN_CLEF_S3"], bucket)
+            return cls.from_connection_json(env["AIRFLOW_CONN_CLEF_S3"], bucket, environ=env)
         return cls(
             bucket=bucket,
             endpoint_url=env.get("CLEF_S3_ENDPOINT") or None,
             region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
             access_key_id=env.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            **_signers({}, env),
         )
 
     def client(self):
@@ -105,6 +146,7 @@ class ObjectStore:
         self.settings = settings
         self.bucket = settings.bucket
         self.client = client or settings.client()
+        self._signing_clients: dict[str, Any] = {}
 
     def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
         reason = _error_code(exc) if isinstance(exc, ClientError) else str(exc)
@@ -250,11 +292,30 @@ class ObjectStore:
     # --- links ----------------------------------------------------------------------------------
 
     def presigned_get(self, key: str, expires_seconds: int) -> str:
-        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+        """A download link, signed by the download principal (read-only on releases/ and public/)."""
+        return self.signing_client("download").generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
 
     def presigned_put(self, key: str, expires_seconds: int) -> str:
-        """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding)."""
-        return self.client.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+        """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding), signed by the
+        upload principal (write-only on submissions/)."""
+        return self.signing_client("upload").generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+
+    def signing_client(self, kind: str):
+        """The client that signs ``kind`` ("upload" or "download") links: the kind's own principal
+        if the settings name one, else the main client (logged as a warning, once per store)."""
+        if kind not in self._signing_clients:
+            signer = getattr(self.settings, f"{kind}_signer")
+            if signer is None:
+                fields, variables = SIGNER_SOURCES[kind]
+                log.warning("%s links for s3://%s are signed with the store's main credentials: no %s principal is configured "
+                            "(connection extra %s/%s or %s/%s); a leaked link's signer can then do anything those credentials can",
+                            kind.capitalize(), self.bucket, kind, *fields, *variables)
+                self._signing_clients[kind] = self.client
+            else:
+                principal = replace(self.settings, access_key_id=signer.access_key_id, secret_access_key=signer.secret_access_key,
+                                    upload_signer=None, download_signer=None)
+                self._signing_clients[kind] = principal.client()
+        return self._signing_clients[kind]
 
 
 def dump_json(value: Any) -> bytes:
