@@ -35,6 +35,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = PROJECT_ROOT / ".demo"
 DEMO_ACCESS_KEY = "clef-demo"
 DEMO_SECRET_KEY = "clef-demo-secret"
+# The principals that sign participants' links, as in docker-compose (moto accepts any key).
+DEMO_UPLOAD_KEY = ("clef-demo-upload", "clef-demo-upload-secret")
+DEMO_DOWNLOAD_KEY = ("clef-demo-download", "clef-demo-download-secret")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -60,10 +63,13 @@ def start_s3_server(port: int = 0):
 
 
 def s3_connection_json(endpoint_url: str, access_key: str = DEMO_ACCESS_KEY, secret_key: str = DEMO_SECRET_KEY) -> str:
-    """The ``clef_s3`` Airflow connection as JSON (``AIRFLOW_CONN_CLEF_S3``)."""
-    return json.dumps(
-        {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"}}
-    )
+    """The ``clef_s3`` Airflow connection as JSON (``AIRFLOW_CONN_CLEF_S3``), with the link signers."""
+    extra = {
+        "endpoint_url": endpoint_url, "region_name": "us-east-1",
+        "upload_access_key_id": DEMO_UPLOAD_KEY[0], "upload_secret_access_key": DEMO_UPLOAD_KEY[1],
+        "download_access_key_id": DEMO_DOWNLOAD_KEY[0], "download_secret_access_key": DEMO_DOWNLOAD_KEY[1],
+    }
+    return json.dumps({"conn_type": "aws", "login": access_key, "password": secret_key, "extra": extra})
 
 
 def smtp_connection_json(host: str, port: int, sender: str = "clef-campaign@localhost") -> str:
