@@ -185,3 +185,14 @@ def test_the_policies_are_valid_iam_documents_naming_only_the_bucket_placeholder
             assert statement["Effect"] == "Allow"
             assert all(not action.endswith("*") for action in statement["Action"]), f"{name}: a wildcard action"
             assert all(resource.startswith("arn:aws:s3:::@CLEF_BUCKET@/*/") for resource in statement["Resource"]), name
+
+
+def test_the_aws_policies_in_the_docs_are_the_policy_files_for_the_default_bucket():
+    for path in (PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs" / "cluster.md"):
+        text = path.read_text(encoding="utf-8")
+        section = text[text.index("### Link signers on AWS"):]
+        section = section[:section.index("\n### ", 1)]
+        documented = [json.loads(block.split("```", 1)[0]) for block in section.split("```json\n")[1:]]
+        expected = [json.loads((POLICY_DIR / name).read_text(encoding="utf-8").replace("@CLEF_BUCKET@", "clef-campaign"))
+                    for name in ("upload-policy.json", "download-policy.json")]
+        assert documented == expected, f"{path.name}: the AWS policies differ from deploy/minio/"
