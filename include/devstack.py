@@ -247,16 +247,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaign", default=str(PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"), help="the campaign whose demo copy plays live")
     parser.add_argument("--minutes-apart", type=float, default=1.0, help="minutes between consecutive milestones of the demo copy")
     parser.add_argument("--no-demo", action="store_true", help="only the stack, with the campaign files of include/campaigns/ as they are (DAGs paused)")
+    parser.add_argument("--start-in", type=float, default=150, help="seconds from now to the first milestone (Airflow needs a minute or two to start)")
+    parser.add_argument("--scoring-minutes", type=float, default=4, help="extra minutes between the run deadline and the results, for scoring")
+    parser.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="where the demo keeps everything (wiped at start)")
     parser.add_argument("--database-url", default=os.environ.get("CLEF_DEMO_DATABASE_URL"),
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     args = parser.parse_args(argv)
 
     import shutil
 
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)  # each demo starts from nothing: the S3 server is in memory too
-    airflow_home, mail_dir = DEMO_DIR / "airflow", DEMO_DIR / "mail"
+    demo_dir = args.demo_dir.resolve()
+    shutil.rmtree(demo_dir, ignore_errors=True)  # each demo starts from nothing: the S3 server is in memory too
+    airflow_home, mail_dir = demo_dir / "airflow", demo_dir / "mail"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    database, database_url = (None, args.database_url) if args.database_url else start_metadata_database(DEMO_DIR / "postgres")
+    database, database_url = (None, args.database_url) if args.database_url else start_metadata_database(demo_dir / "postgres")
     s3_server, endpoint = start_s3_server(args.s3_port)
     create_bucket(endpoint, args.bucket)
     recorder = MailRecorder(folder=mail_dir)
@@ -264,29 +268,30 @@ def main(argv: list[str] | None = None) -> int:
     env = airflow_environment(airflow_home, s3_connection_json(endpoint), smtp_connection_json("127.0.0.1", smtp_port), args.bucket, database_url)
     demo_ctx = None
     if not args.no_demo:
-        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(minutes=2.5)
-        demo_file = write_demo_campaign(Path(args.campaign), DEMO_DIR / "campaigns", start, args.minutes_apart * 60)
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=args.start_in)
+        demo_file = write_demo_campaign(Path(args.campaign), demo_dir / "campaigns", start, args.minutes_apart * 60, args.scoring_minutes)
         env["CLEF_CAMPAIGNS_DIR"] = str(demo_file.parent)
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
         demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
     print(f"S3 (moto) at {endpoint}, bucket {args.bucket} (versioned); access key {DEMO_ACCESS_KEY}", flush=True)
     print(f"SMTP on 127.0.0.1:{smtp_port}; every message lands in {mail_dir}", flush=True)
-    print(f"Airflow's metadata database: {'PostgreSQL in ' + str(DEMO_DIR / 'postgres') if database else _without_password(database_url)}", flush=True)
+    print(f"Airflow's metadata database: {'PostgreSQL in ' + str(demo_dir / 'postgres') if database else _without_password(database_url)}", flush=True)
     print("Starting Airflow standalone (first start migrates its database: a minute or two)...", flush=True)
-    log = (DEMO_DIR / "airflow-standalone.log").open("ab")
+    log = (demo_dir / "airflow-standalone.log").open("ab")
     airflow = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"airflow standalone: process group {airflow.pid}", flush=True)
     stand_ins = StandIns()
     try:
         password = wait_for_password(airflow_home)
         ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
         print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
-        print(f"Airflow's own log: {DEMO_DIR / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
+        print(f"Airflow's own log: {demo_dir / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
         if demo_ctx is not None:
             if not password:
-                print(f"demo stopped: Airflow wrote no admin password within 180 s; see {DEMO_DIR / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
+                print(f"demo stopped: Airflow wrote no admin password within 180 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
                 return 1
             start_live_demo(demo_ctx, ui, password, stand_ins)
-        return supervise(airflow, stand_ins, DEMO_DIR / "airflow-standalone.log")
+        return supervise(airflow, stand_ins, demo_dir / "airflow-standalone.log")
     except KeyboardInterrupt:
         print("\nStopping Airflow, SMTP and S3...", flush=True)
         return 0
