@@ -39,8 +39,8 @@ _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")  # Airflow's default allowed_
 class AirflowApi:
     """A small client for Airflow 3's REST API (``/api/v2``), authenticated as the demo's admin.
 
-    Every call is retried on transient failures (:func:`retrying`); an expired or refused token is
-    fetched again once."""
+    Every call is retried on transient failures (:func:`retrying`); after a refused token (expired,
+    or the server restarted) the next try logs in again."""
 
     def __init__(self, base_url: str, username: str, password: str, attempts: int = ATTEMPTS, backoff: tuple[float, float] = BACKOFF_SECONDS):
         self.base_url, self.username, self.password = base_url.rstrip("/"), username, password
