@@ -323,13 +323,13 @@ def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
 
 
 def start_live_demo(demo_ctx, ui: str, password: str, stand_ins: "StandIns") -> None:
-    from include.demo.live import AirflowApi, Participants, watch_dag_runs
+    from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 
     ctx, demo = demo_ctx
-    api = AirflowApi(ui, "admin", password)
     say = lambda line: print(line, flush=True)  # noqa: E731
-    stand_ins.start("the DAG-run watcher", watch_dag_runs, api, ctx.campaign.id, say, stand_ins.stop)
-    stand_ins.start("the stand-in participants and organizer", Participants(ctx, demo, api, say).play)
+    stand_ins.start("the DAG-run watcher", watch_dag_runs, AirflowApi(ui, "admin", password), ctx.campaign.id, say, stand_ins.stop)
+    stand_ins.start("the stand-in organizer", Organizer(ctx, demo, AirflowApi(ui, "admin", password), say).play)
+    stand_ins.start("the stand-in participants", Participants(ctx, demo, say).play)
 
 
 class StandIns:

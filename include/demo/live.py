@@ -3,9 +3,9 @@
 ``make demo`` writes a copy of the campaign whose milestones are a few minutes apart, and Airflow's
 own scheduler fires every DAG on those dates. This module plays everyone who is not the scheduler:
 teams upload their registrations and runs at the right moments (some late, one invalid, one over its
-limit), a stand-in organizer approves the signed agreements through Airflow's REST API (so each
-approval shows in the UI as a run of the approval DAG), and a watcher prints one line per DAG run
-as it starts and ends. The results approval is left to the person at the UI.
+limit), a stand-in organizer, in a thread of its own, approves the signed agreements through
+Airflow's REST API as intake records the teams (so each approval shows in the UI as a run of the
+approval DAG), and a watcher prints one line per DAG run as it starts and ends. The results approval is left to the person at the UI.
 
 The stand-ins meet the same weather as real participants: an API server that answers 500 while its
 database is busy, a dropped connection, a store that throttles. Each call is retried with
@@ -88,69 +88,40 @@ class AirflowApi:
 
 
 class Participants:
-    """Plays the teams and the agreement-approving organizer of one demo campaign.
+    """Plays the teams of one demo campaign: registrations and runs at the right moments.
 
-    Store and API calls are retried (:mod:`include.demo.retry`); a step that cannot be done raises
+    The moments follow the calendar's own spacing (``step``: registration opening to the development
+    release), so a demo with milestones 30 s apart plays as one with a minute between them. Store
+    calls are retried (:mod:`include.demo.retry`); a step that cannot be done raises
     :class:`StandInError`, and the devstack stops the demo with its message."""
 
-    def __init__(self, ctx: CampaignContext, demo: DemoData, api: AirflowApi, say: Callable[[str], None] = print, poll_seconds: float = 5.0):
-        self.ctx, self.demo, self.api, self.say = ctx, demo, api, say
+    def __init__(self, ctx: CampaignContext, demo: DemoData, say: Callable[[str], None] = print):
+        self.ctx, self.demo, self.say = ctx, demo, say
         self.campaign = ctx.campaign
-        self.poll_seconds = poll_seconds
+
+    @property
+    def step(self) -> dt.timedelta:
+        c = self.campaign
+        return max(c.milestone_time("dev_data_release") - c.milestone_time("registration_opens"), dt.timedelta(seconds=10))
 
     def play(self) -> None:
-        c = self.campaign
-        self._at(c.milestone_time("registration_opens") + dt.timedelta(seconds=20))
+        c, step = self.campaign, self.step
+        _at(c.milestone_time("registration_opens") + step / 3)
         self._register(lambda flags: not flags & {LATE, AFTER_DEV_RELEASE})
-        self._approve_when_registered(lambda flags: not flags)
-        self._at(c.milestone_time("dev_data_release") + dt.timedelta(seconds=60))
+        _at(c.milestone_time("dev_data_release") + step)
         self._register(lambda flags: AFTER_DEV_RELEASE in flags)
-        self._approve_when_registered(lambda flags: AFTER_DEV_RELEASE in flags)
-        self._at(c.milestone_time("test_data_release") + dt.timedelta(seconds=60))
+        _at(c.milestone_time("test_data_release") + step)
         self._upload_runs(late=False)
-        self._at(c.milestone_time("registration_closes") + dt.timedelta(seconds=5))
+        _at(c.milestone_time("registration_closes") + min(step / 12, dt.timedelta(seconds=5)))
         self._register(lambda flags: LATE in flags)
-        self._at(c.milestone_time("run_deadline") + dt.timedelta(seconds=2))
+        _at(c.milestone_time("run_deadline") + min(step / 30, dt.timedelta(seconds=2)))
         self._upload_runs(late=True)
         self.say("participants: all registrations and runs are in; the results approval waits for you in the UI")
-
-    @staticmethod
-    def _at(moment: dt.datetime) -> None:
-        while (remaining := (moment - dt.datetime.now(UTC)).total_seconds()) > 0:
-            time.sleep(min(remaining, 5.0))
 
     def _register(self, wanted: Callable[[frozenset], bool]) -> None:
         chosen = [r for r in self.demo.registrations if wanted(r.flags)]
         count = submit_registrations(self.ctx, chosen)
         self.say(f"participants: {count} registration(s) uploaded to {self.ctx.layout.registrations_inbox()}")
-
-    def _approve_when_registered(self, wanted: Callable[[frozenset], bool], timeout: float = 600) -> None:
-        """Once intake has recorded the teams, approve their agreements (except the flagged teams).
-
-        A team that intake has not recorded within ``timeout`` seconds stops the demo: its runs
-        could never be uploaded."""
-        chosen = [r for r in self.demo.registrations if wanted(r.flags) and AGREEMENT_NOT_APPROVED not in r.flags]
-        deadline = time.monotonic() + timeout
-        pending = {r.team_name: r for r in chosen}
-        while pending:
-            ids = team_ids(self.ctx)
-            for name in [n for n in pending if n in ids]:
-                self._approve(ids[name], pending.pop(name))
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                raise StandInError(f"organizer: intake has not recorded {', '.join(sorted(pending))} {timeout:.0f} s after they registered; "
-                                   f"see the runs of {self.campaign.id}_registration_intake in the UI")
-            time.sleep(self.poll_seconds)
-
-    def _approve(self, team_id: str, registration) -> None:
-        tasks = [t for t in registration.document.get("tasks", []) if self.campaign.task(t).requires_agreement]
-        if not tasks:
-            return
-        conf = {"team_id": team_id, "tasks": tasks, "decision": "approve", "note": "demo: agreement checked"}
-        run_id = _RUN_ID_UNSAFE.sub("-", f"demo_approval__{team_id}__{'_'.join(tasks)}")  # one run per decision, whatever the retries
-        self.api.trigger(f"{self.campaign.id}_agreement_approval", conf, run_id=run_id)
-        self.say(f"organizer: approved the agreements of {team_id} for {', '.join(tasks)}")
 
     def _upload_runs(self, late: bool) -> None:
         """Upload the runs; none at all (no team recorded) stops the demo, a few missing teams are named."""
@@ -164,6 +135,58 @@ class Participants:
             self.say(f"participants: {', '.join(missing)} not registered, their {kind}runs stay home")
         count = submit_runs(self.ctx, self.demo, late)
         self.say(f"participants: {count} {kind}run(s) uploaded")
+
+
+class Organizer:
+    """Plays the organizer who checks signed agreements: approves them, through the REST API, as soon
+    as intake has recorded each team (every team the demo means to approve: not the two whose
+    agreement stays unapproved, not the late or invalid ones).
+
+    A team that intake has not recorded ``grace`` after registration closes stops the demo: its
+    runs could never count. API calls are retried; what still fails raises :class:`StandInError`."""
+
+    def __init__(self, ctx: CampaignContext, demo: DemoData, api: AirflowApi, say: Callable[[str], None] = print,
+                 poll_seconds: float = 5.0, grace: dt.timedelta = dt.timedelta(minutes=5)):
+        self.ctx, self.demo, self.api, self.say = ctx, demo, api, say
+        self.campaign = ctx.campaign
+        self.poll_seconds, self.grace = poll_seconds, grace
+
+    def to_approve(self) -> list:
+        return [r for r in self.demo.registrations if not r.flags or r.flags == {AFTER_DEV_RELEASE}]
+
+    def play(self) -> None:
+        until = self.campaign.milestone_time("registration_closes") + self.grace
+        self.approve_when_registered(self.to_approve(), (until - dt.datetime.now(UTC)).total_seconds())
+        self.say("organizer: every agreement the demo approves is approved")
+
+    def approve_when_registered(self, registrations: list, timeout: float) -> None:
+        """Approve each registration's agreements once intake has recorded its team."""
+        deadline = time.monotonic() + timeout
+        pending = {r.team_name: r for r in registrations if AGREEMENT_NOT_APPROVED not in r.flags}
+        while pending:
+            ids = team_ids(self.ctx)
+            for name in [n for n in pending if n in ids]:
+                self._approve(ids[name], pending.pop(name))
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise StandInError(f"organizer: intake has not recorded {', '.join(sorted(pending))} {max(timeout, 0):.0f} s after waiting began; "
+                                   f"see the runs of {self.campaign.id}_registration_intake in the UI")
+            time.sleep(self.poll_seconds)
+
+    def _approve(self, team_id: str, registration) -> None:
+        tasks = [t for t in registration.document.get("tasks", []) if self.campaign.task(t).requires_agreement]
+        if not tasks:
+            return
+        conf = {"team_id": team_id, "tasks": tasks, "decision": "approve", "note": "demo: agreement checked"}
+        run_id = _RUN_ID_UNSAFE.sub("-", f"demo_approval__{team_id}__{'_'.join(tasks)}")  # one run per decision, whatever the retries
+        self.api.trigger(f"{self.campaign.id}_agreement_approval", conf, run_id=run_id)
+        self.say(f"organizer: approved the agreements of {team_id} for {', '.join(tasks)}")
+
+
+def _at(moment: dt.datetime) -> None:
+    while (remaining := (moment - dt.datetime.now(UTC)).total_seconds()) > 0:
+        time.sleep(min(remaining, 5.0))
 
 
 def watch_dag_runs(api: AirflowApi, campaign_id: str, say: Callable[[str], None], stop: threading.Event,

@@ -18,8 +18,8 @@ import pytest
 from include.campaign.config import load_campaign
 from include.campaign.context import CampaignContext
 from include.campaign.registration import intake
-from include.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, LATE, build_demo, load_demo
-from include.demo.live import AirflowApi, Participants, watch_dag_runs
+from include.demo import AFTER_DEV_RELEASE, LATE, build_demo, load_demo
+from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 from include.demo.retry import StandInError
 from include.demo.submit import team_ids
 from include.devstack import write_demo_campaign
@@ -40,21 +40,26 @@ def live_ctx(store, smtp_settings, mailbox, tmp_path):
     return ctx, demo
 
 
+def opening_registrations(demo) -> list:
+    """The registrations that go up at opening and that the organizer approves."""
+    return [r for r in demo.registrations if not r.flags]
+
+
 def expected_approvals(ctx, demo) -> set[str]:
     """Team names whose agreements the stand-in organizer approves at opening."""
-    return {r.team_name for r in demo.registrations
-            if not r.flags and AGREEMENT_NOT_APPROVED not in r.flags
-            and any(ctx.campaign.task(t).requires_agreement for t in r.document.get("tasks", []))}
+    return {r.team_name for r in opening_registrations(demo)
+            if any(ctx.campaign.task(t).requires_agreement for t in r.document.get("tasks", []))}
 
 
 def test_participants_get_through_an_api_that_fails_every_third_request(live_ctx):
     ctx, demo = live_ctx
     lines: list[str] = []
     with FlakyAirflowApi(fail_every=3, lose_answer_every=4) as server:
-        participants = Participants(ctx, demo, AirflowApi(server.url, "admin", "pw", **FAST), lines.append, poll_seconds=0.2)
+        participants = Participants(ctx, demo, lines.append)
+        organizer = Organizer(ctx, demo, AirflowApi(server.url, "admin", "pw", **FAST), lines.append, poll_seconds=0.2)
         participants._register(lambda flags: not flags & {LATE, AFTER_DEV_RELEASE})
         intake(ctx)  # what the scheduler's intake DAG does meanwhile
-        participants._approve_when_registered(lambda flags: not flags, timeout=30)
+        organizer.approve_when_registered(opening_registrations(demo), timeout=30)
         participants._upload_runs(late=False)
 
     dag_id = f"{ctx.campaign.id}_agreement_approval"
@@ -73,12 +78,12 @@ def test_participants_get_through_an_api_that_fails_every_third_request(live_ctx
 def test_an_api_that_keeps_failing_stops_the_organizer_with_a_clear_message(live_ctx):
     ctx, demo = live_ctx
     with FlakyAirflowApi(always_fail=True) as server:
-        participants = Participants(ctx, demo, AirflowApi(server.url, "admin", "pw", attempts=3, backoff=(0.05, 0.1)), lambda line: None, poll_seconds=0.2)
-        participants._register(lambda flags: not flags & {LATE, AFTER_DEV_RELEASE})
+        organizer = Organizer(ctx, demo, AirflowApi(server.url, "admin", "pw", attempts=3, backoff=(0.05, 0.1)), lambda line: None, poll_seconds=0.2)
+        Participants(ctx, demo, lambda line: None)._register(lambda flags: not flags & {LATE, AFTER_DEV_RELEASE})
         intake(ctx)
         started = time.monotonic()
         with pytest.raises(StandInError) as raised:
-            participants._approve_when_registered(lambda flags: not flags, timeout=30)
+            organizer.approve_when_registered(opening_registrations(demo), timeout=30)
     assert time.monotonic() - started < 10, "bounded: a few tries, then the error"
     message = str(raised.value)
     assert "still failing after 3 tries" in message and "HTTP 500" in message and "database is locked" in message, message
@@ -88,18 +93,18 @@ def test_an_api_that_keeps_failing_stops_the_organizer_with_a_clear_message(live
 def test_teams_that_intake_never_records_stop_the_organizer_by_name(live_ctx):
     ctx, demo = live_ctx
     with FlakyAirflowApi() as server:
-        participants = Participants(ctx, demo, AirflowApi(server.url, "admin", "pw", **FAST), lambda line: None, poll_seconds=0.1)
-        participants._register(lambda flags: not flags & {LATE, AFTER_DEV_RELEASE})
+        organizer = Organizer(ctx, demo, AirflowApi(server.url, "admin", "pw", **FAST), lambda line: None, poll_seconds=0.1)
+        Participants(ctx, demo, lambda line: None)._register(lambda flags: not flags & {LATE, AFTER_DEV_RELEASE})
         # no intake runs: the teams never appear
         with pytest.raises(StandInError) as raised:
-            participants._approve_when_registered(lambda flags: not flags, timeout=0.5)
+            organizer.approve_when_registered(opening_registrations(demo), timeout=0.5)
     assert "intake has not recorded" in str(raised.value)
     assert sorted(expected_approvals(ctx, demo))[0] in str(raised.value)
 
 
 def test_runs_with_no_registered_team_stop_the_participants_instead_of_uploading_nothing(live_ctx):
     ctx, demo = live_ctx
-    participants = Participants(ctx, demo, AirflowApi("http://127.0.0.1:9", "admin", "pw", **FAST), lambda line: None)
+    participants = Participants(ctx, demo, lambda line: None)
     with pytest.raises(StandInError, match="no team with runs to upload is registered"):
         participants._upload_runs(late=False)
     assert ctx.store.list_keys(f"{ctx.campaign.id}/submissions/") == []
@@ -123,3 +128,18 @@ def test_the_watcher_rides_out_failures_and_gives_up_on_a_dead_api():
         with pytest.raises(StandInError, match="has not answered for"):
             watch_dag_runs(AirflowApi(server.url, "admin", "pw", attempts=2, backoff=(0.01, 0.02)), "imageclef2025", lines.append,
                            threading.Event(), poll_seconds=0.05, patience_seconds=0.5)
+
+
+def test_the_organizer_approves_the_core_teams_and_the_one_after_the_dev_release_only(live_ctx):
+    ctx, demo = live_ctx
+    chosen = Organizer(ctx, demo, AirflowApi("http://127.0.0.1:9", "admin", "pw")).to_approve()
+    assert {r.team_name for r in chosen} == {r.team_name for r in demo.registrations if not r.flags or r.flags == {AFTER_DEV_RELEASE}}
+    assert all(not r.flags & {LATE} for r in chosen)
+
+
+def test_participants_follow_the_calendars_spacing(tmp_path, live_ctx):
+    ctx, demo = live_ctx
+    assert Participants(ctx, demo).step == dt.timedelta(seconds=600)
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    fast = load_campaign(write_demo_campaign(CAMPAIGN_FILE, tmp_path / "fast", start, step_seconds=15))
+    assert Participants(CampaignContext(fast, ctx.store, ctx.smtp), demo).step == dt.timedelta(seconds=15)
