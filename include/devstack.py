@@ -254,10 +254,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     args = parser.parse_args(argv)
 
-    import shutil
-
     demo_dir = args.demo_dir.resolve()
-    shutil.rmtree(demo_dir, ignore_errors=True)  # each demo starts from nothing: the S3 server is in memory too
+    try:
+        fresh_demo_dir(demo_dir)  # each demo starts from nothing: the S3 server is in memory too
+    except FileExistsError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
     airflow_home, mail_dir = demo_dir / "airflow", demo_dir / "mail"
     airflow_home.mkdir(parents=True, exist_ok=True)
     database, database_url = (None, args.database_url) if args.database_url else start_metadata_database(demo_dir / "postgres")
@@ -302,6 +304,22 @@ def main(argv: list[str] | None = None) -> int:
         s3_server.stop()
         if database is not None:
             database.cleanup()
+
+
+DEMO_DIR_MARKER = ".clef-demo"
+
+
+def fresh_demo_dir(path: Path) -> None:
+    """Empty ``path`` for a new demo. Only the project's own ``.demo/``, a folder an earlier demo made
+    (it holds the marker file) or an empty one is wiped: a mistyped ``--demo-dir`` deletes nothing else."""
+    import shutil
+
+    ours = path == DEMO_DIR.resolve() or (path / DEMO_DIR_MARKER).is_file()
+    if path.exists() and any(path.iterdir()) and not ours:
+        raise FileExistsError(f"{path} is not empty and was not made by a demo ({DEMO_DIR_MARKER} missing); choose another --demo-dir")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / DEMO_DIR_MARKER).write_text("made by python -m include.devstack; wiped by the next demo\n")
 
 
 def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):

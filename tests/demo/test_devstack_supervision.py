@@ -74,3 +74,24 @@ def test_stand_ins_that_finish_leave_the_demo_running_until_airflow_exits(tmp_pa
     assert supervise(airflow, stand_ins, tmp_path / "log", poll_seconds=0.1) == 3
     err = capsys.readouterr().err
     assert "airflow standalone exited with code 3" in err and "demo stopped" not in err
+
+
+def test_only_a_folder_a_demo_made_is_wiped(tmp_path):
+    from include.devstack import DEMO_DIR_MARKER, fresh_demo_dir
+
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    try:
+        fresh_demo_dir(foreign)
+    except FileExistsError as exc:
+        assert "not made by a demo" in str(exc)
+    else:
+        raise AssertionError("a foreign folder was accepted")
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+    demo = tmp_path / "demo"
+    fresh_demo_dir(demo)
+    (demo / "airflow").mkdir()
+    fresh_demo_dir(demo)
+    assert sorted(p.name for p in demo.iterdir()) == [DEMO_DIR_MARKER], "an earlier demo's folder starts empty again"
