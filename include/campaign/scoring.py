@@ -85,18 +85,9 @@ class RunEvaluation:
 
 
 def task_metric_options(task: Task) -> dict[str, Any]:
-    """The task's metric options as one flat mapping for ``score_run``.
-
-    The campaign file may group options by metric (``{concept_f1: {concept_case_sensitive: true}}``)
-    or give option names directly; both are accepted.
-    """
-    options: dict[str, Any] = {}
-    for key, value in task.metric_options.items():
-        if key in task.metrics and isinstance(value, Mapping):
-            options.update(value)
-        else:
-            options[key] = value
-    return options
+    """The task's ``metric_options`` as written: option names flat (for every metric that reads
+    them) or grouped under a metric name (for that metric only); ``include.metrics`` resolves them."""
+    return dict(task.metric_options)
 
 
 def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
@@ -108,7 +99,7 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     from include.metrics import resolve_options, score_run
 
     try:
-        resolve_options(task.run_format, task_metric_options(task))
+        resolve_options(task.run_format, task_metric_options(task), task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
     try:
@@ -563,7 +554,7 @@ def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: di
              "needs_model": spec.needs_model, "code_version": code_version()}
             for spec in metric_specs(task)
         ],
-        "metric_options": resolve_options(task.run_format, task_metric_options(task)),
+        "metric_options": resolve_options(task.run_format, task_metric_options(task), task.metrics),
         "gold": {"prefix": ctx.layout.gold(task.id, "test"), "fingerprint": gold.fingerprint, "files": gold.files},
         "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint")} for r in runs],
         "missing": missing, "warnings": warnings,
