@@ -323,25 +323,46 @@ def _latest_complete(ctx: CampaignContext, reader: "_Reader", task_id: str) -> s
 
 
 def mail(ctx: CampaignContext, reader: "_Reader") -> dict[str, Any]:
-    """Sent messages counted per purpose and milestone (from the outbox markers), and undeliverable ones."""
+    """Messages sent per purpose and milestone (outbox markers), and those refused or of unknown fate."""
+    problems = undeliverable(ctx, reader)
+    problem_keys = {p["marker"] for p in problems}
     prefix = ctx.layout.outbox_prefix()
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for key in reader.keys(prefix):
         parts = key[len(prefix):].split("/")
-        if len(parts) == 3:
+        if len(parts) == 3 and key not in problem_keys:
             counts[parts[0]][parts[1]] += 1
     sent = [{"purpose": purpose, "total": sum(by_milestone.values()),
              "milestones": [{"milestone": m, "messages": n} for m, n in sorted(by_milestone.items())]}
             for purpose, by_milestone in sorted(counts.items())]
-    return {"sent": sent, "total": sum(item["total"] for item in sent), "undeliverable": undeliverable(ctx, reader)}
+    return {"sent": sent, "total": sum(item["total"] for item in sent), "undeliverable": problems}
 
 
 def undeliverable(ctx: CampaignContext, reader: "_Reader") -> list[dict[str, Any]]:
-    """Addresses the SMTP server refused for good, with the reason, newest first."""
+    """Messages the SMTP server refused for good, or whose delivery is unknown, newest first.
+
+    The index under ``undeliverable/`` names them; each one's outbox marker is read again, so a
+    message an organizer had sent again (by deleting its marker) no longer shows.
+    """
     records = reader.json_under(ctx.layout.undeliverable_prefix())
-    records.sort(key=lambda r: r.get("at", ""), reverse=True)
-    return [{"recipient": r.get("recipient", ""), "purpose": r.get("purpose", ""), "milestone": r.get("milestone", ""),
-             "reason": r.get("error", ""), "at": r.get("at", "")} for r in records]
+    markers = [_marker_key(ctx, r) for r in records]
+    current = reader.json_of([m for m in markers if m])
+    status_of = dict(zip([m for m in markers if m], current))
+    shown = []
+    for record, marker in zip(records, markers):
+        status = (status_of.get(marker) or {}).get("status")
+        if status in ("undeliverable", "unknown"):
+            shown.append({"recipient": record.get("recipient", ""), "purpose": record.get("purpose", ""), "milestone": record.get("milestone", ""),
+                          "status": status, "reason": record.get("error", ""), "at": record.get("tried_at", ""), "marker": marker})
+    shown.sort(key=lambda r: r["at"], reverse=True)
+    return shown
+
+
+def _marker_key(ctx: CampaignContext, record: Mapping[str, Any]) -> str | None:
+    try:
+        return ctx.layout.outbox(record["purpose"], record["milestone"], record["recipient"])
+    except (KeyError, ValueError):
+        return None
 
 
 # --- reading many small objects -------------------------------------------------------------------

@@ -141,14 +141,29 @@ def test_evaluations_panel_lists_versions_with_reason_who_and_diff_and_the_priva
     assert board["rows"][0]["team"] == one and board["rows"][0]["values"][1] == pytest.approx(1.0)
 
 
-def test_mail_panel_counts_sent_messages_and_lists_undeliverable_addresses(store, smtp_settings, mailbox, made_at):
-    ctx = context(store, smtp_settings, make_campaign(made_at))
-    register(ctx, "Team One", "one@example.org", ["alpha"])
-    register(ctx, "Team Two", "two@example.org", ["alpha"])
-    ctx.store.create_json_once(ctx.layout.undeliverable("results", "alpha.x", "gone@example.org"),
-                               {"purpose": "results", "milestone": "alpha.x", "recipient": "gone@example.org", "error": "550 no such user", "at": "2026-12-01T10:00:00+00:00"})
-    panel = campaign_overview(ctx)["mail"]
+def test_mail_panel_counts_sent_messages_and_lists_undeliverable_addresses(store, smtp_settings, made_at):
+    from dataclasses import replace
+
+    from tests.faults.smtp_servers import BouncingRecorder, start
+
+    recorder = BouncingRecorder()
+    controller, port = start(recorder)
+    try:
+        ctx = context(store, replace(smtp_settings, port=port), make_campaign(made_at))
+        register(ctx, "Team One", "one@example.org", ["alpha"])
+        register(ctx, "Team Two", "two@example.org", ["alpha"])
+        register(ctx, "Team Bounce", "bounce@example.org", ["alpha"])  # intake records the refused confirmation
+        panel = campaign_overview(ctx)["mail"]
+    finally:
+        controller.stop()
+    assert recorder.refused == ["bounce@example.org"]
     confirmations = [p for p in panel["sent"] if p["purpose"] == "registration-confirmation"][0]
-    assert confirmations["total"] == 2
+    assert confirmations["total"] == 2  # the refused one is not counted as sent
     assert panel["total"] == sum(p["total"] for p in panel["sent"])
-    assert panel["undeliverable"] == [{"recipient": "gone@example.org", "purpose": "results", "milestone": "alpha.x", "reason": "550 no such user", "at": "2026-12-01T10:00:00+00:00"}]
+    [refused] = panel["undeliverable"]
+    assert (refused["recipient"], refused["status"], refused["purpose"]) == ("bounce@example.org", "undeliverable", "registration-confirmation")
+    assert "550" in refused["reason"]
+
+    # an organizer has it sent again by deleting its marker: the page stops listing it
+    ctx.store.delete(refused["marker"])
+    assert campaign_overview(ctx)["mail"]["undeliverable"] == []
