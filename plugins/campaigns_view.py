@@ -174,21 +174,31 @@ def campaign_list(user=Depends(signed_in_user)) -> HTMLResponse:
     return _render("list.html.j2", campaigns=summaries, user=user_name(user))
 
 
-@app.get("/{campaign_id}/", response_class=HTMLResponse)
-def campaign_page(campaign_id: str, request: Request, user=Depends(signed_in_user)) -> HTMLResponse:
-    from include.campaign.overview import campaign_overview
-
-    context = _campaign_or_404(campaign_id)
-    overview = campaign_overview(context, dag_runs_of(campaign_id))
-    message = request.query_params.get("done", "")
-    return _render("campaign.html.j2", o=overview, user=user_name(user), csrf=csrf_token(user, campaign_id), message=message[:300])
-
-
 @app.get("/{campaign_id}/overview.json")
 def campaign_data(campaign_id: str, user=Depends(signed_in_user)) -> JSONResponse:
     from include.campaign.overview import campaign_overview
 
     return JSONResponse(campaign_overview(_campaign_or_404(campaign_id), dag_runs_of(campaign_id)))
+
+
+@app.get("/{campaign_id}/", response_class=HTMLResponse)
+def campaign_page(campaign_id: str, request: Request, user=Depends(signed_in_user)) -> HTMLResponse:
+    """The campaign's timeline (the first tab)."""
+    return panel_page(campaign_id, "timeline", request, user)
+
+
+@app.get("/{campaign_id}/{panel}", response_class=HTMLResponse)
+def panel_page(campaign_id: str, panel: str, request: Request, user=Depends(signed_in_user)) -> HTMLResponse:
+    """One tab of the campaign: timeline, registrations, submissions, evaluations or mail."""
+    from include.campaign.overview import PANELS, campaign_panel
+
+    context = _campaign_or_404(campaign_id)
+    if panel not in PANELS:
+        raise HTTPException(status_code=404, detail=f"No panel {panel!r}: the tabs are {', '.join(PANELS)}.")
+    runs = dag_runs_of(campaign_id) if panel == "timeline" else ()
+    view = campaign_panel(context, panel, runs)
+    message = request.query_params.get("done", "")
+    return _render("campaign.html.j2", o=view, panels=PANELS, user=user_name(user), csrf=csrf_token(user, campaign_id), message=message[:300])
 
 
 @app.post("/{campaign_id}/agreements")
@@ -226,7 +236,7 @@ def _names(text: str) -> list[str]:
 
 
 def _back(campaign_id: str, message: str, panel: str) -> RedirectResponse:
-    return RedirectResponse(f"{URL_PREFIX}/{quote(campaign_id)}/?done={quote(message)}#{panel}", status_code=303)
+    return RedirectResponse(f"{URL_PREFIX}/{quote(campaign_id)}/{panel}?done={quote(message)}", status_code=303)
 
 
 @app.exception_handler(HTTPException)

@@ -14,8 +14,10 @@ It reads only through :class:`~include.campaign.store.ObjectStore` and builds ev
   leaderboard of the latest complete version;
 - ``mail``: messages sent per purpose and milestone, and undeliverable addresses with the reason.
 
-A campaign of 11 tasks, 200 teams and 2,000 runs means a few hundred small objects: they are read
-concurrently (boto3 clients are thread-safe), listings are used wherever a name says enough.
+The page shows one panel at a time (tabs), so each answer reads only what its panel needs: a
+campaign of 11 tasks, 200 teams and 2,000 runs means a few hundred small objects for the busiest
+panel. They are read concurrently (boto3 clients are thread-safe), and listings are used wherever a
+key says enough.
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ class DagRunInfo:
 
 
 def campaign_overview(ctx: CampaignContext, dag_runs: Iterable[DagRunInfo] = ()) -> dict[str, Any]:
-    """Every panel of one campaign's page."""
+    """Every panel of one campaign (the JSON view for scripts; the page shows one panel at a time)."""
     reader = _Reader(ctx)
     panels = {
         "registrations": lambda: registrations(ctx, reader, reader.json_under(ctx.layout.registrations_teams())),
@@ -75,13 +77,30 @@ def campaign_overview(ctx: CampaignContext, dag_runs: Iterable[DagRunInfo] = ())
     }
     # The panels read disjoint prefixes: build them side by side, so the page costs its slowest panel.
     built = dict(zip(panels, reader.map(lambda build: build(), panels.values())))
-    return {
-        "campaign": {"id": ctx.campaign.id, "name": ctx.campaign.name, "timezone": ctx.campaign.timezone,
-                     "tasks": [{"id": t.id, "title": t.title} for t in ctx.campaign.tasks]},
-        "now": ctx.now().astimezone(UTC).isoformat(),
-        "timeline": timeline(ctx, list(dag_runs)),
-        **built,
+    return {"campaign": _header(ctx), "now": ctx.now().astimezone(UTC).isoformat(), "timeline": timeline(ctx, list(dag_runs)), **built}
+
+
+PANELS = ("timeline", "registrations", "submissions", "evaluations", "mail")
+
+
+def campaign_panel(ctx: CampaignContext, panel: str, dag_runs: Iterable[DagRunInfo] = ()) -> dict[str, Any]:
+    """One panel of the page (the page shows one at a time, as tabs), with the campaign's header."""
+    if panel not in PANELS:
+        raise ValueError(f"unknown panel {panel!r}; one of {', '.join(PANELS)}")
+    reader = _Reader(ctx)
+    builders = {
+        "timeline": lambda: timeline(ctx, list(dag_runs)),
+        "registrations": lambda: registrations(ctx, reader, reader.json_under(ctx.layout.registrations_teams())),
+        "submissions": lambda: submissions(ctx, reader),
+        "evaluations": lambda: evaluations(ctx, reader),
+        "mail": lambda: mail(ctx, reader),
     }
+    return {"campaign": _header(ctx), "now": ctx.now().astimezone(UTC).isoformat(), "panel": panel, panel: builders[panel]()}
+
+
+def _header(ctx: CampaignContext) -> dict[str, Any]:
+    return {"id": ctx.campaign.id, "name": ctx.campaign.name, "timezone": ctx.campaign.timezone,
+            "tasks": [{"id": t.id, "title": t.title} for t in ctx.campaign.tasks]}
 
 
 def campaign_summary(ctx: CampaignContext) -> dict[str, Any]:

@@ -140,23 +140,29 @@ def test_organizer_signs_in_opens_campaigns_approves_and_reads_the_panels(api_se
     page.screenshot(path=str(SHOTS / "campaigns-timeline.png"), full_page=True)
 
     waiting = campaign_state["waiting"]
+    frame.get_by_role("link", name="Registrations").click()
     frame.get_by_role("button", name=f"Approve {waiting} for alpha").click()
     status = frame.get_by_role("status")
     status.wait_for()
     assert f"Approve of {waiting} for alpha started" in status.inner_text()
+    page.screenshot(path=str(SHOTS / "campaigns-registrations.png"), full_page=True)
 
-    frame.locator("#registrations").scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "campaigns-registrations.png"))
-    grid = frame.locator("#submissions ~ .panel").first
-    assert "valid" in grid.inner_text() and "invalid" in grid.inner_text()
-    grid.scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "campaigns-submissions.png"))
-    board = frame.locator("#evaluations ~ .panel").first
+    frame.get_by_role("link", name="Submissions").click()
+    grid = frame.locator(".panel").first
+    grid.wait_for()
+    assert "valid" in grid.inner_text() and "invalid" in grid.inner_text() and "line 2" in grid.inner_text()
+    page.screenshot(path=str(SHOTS / "campaigns-submissions.png"), full_page=True)
+
+    frame.get_by_role("link", name="Evaluations").click()
+    board = frame.locator(".panel").first
+    board.wait_for()
     assert "Private leaderboard v0001" in board.inner_text() and campaign_state["one"] in board.inner_text()
-    board.scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "campaigns-evaluations.png"))
-    frame.locator("#mail").scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "campaigns-mail.png"))
+    page.screenshot(path=str(SHOTS / "campaigns-evaluations.png"), full_page=True)
+
+    frame.get_by_role("link", name="Mail").click()
+    frame.locator("h2", has_text="Mail").wait_for()
+    assert "registration-confirmation" in frame.locator("table").first.inner_text()
+    page.screenshot(path=str(SHOTS / "campaigns-mail.png"), full_page=True)
 
     runs = dag_runs(api_server, "viewlab_agreement_approval")
     assert [(r["triggering_user_name"], r["conf"]["team_id"], r["conf"]["decision"]) for r in runs] == [(ORGANIZER, waiting, "approve")]

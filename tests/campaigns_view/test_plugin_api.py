@@ -85,10 +85,14 @@ def test_signed_in_user_sees_the_list_the_page_and_the_nav_entry(api):
     listing = client.get("/campaigns/")
     assert listing.status_code == 200 and "View Lab 2026" in listing.text and "/campaigns/viewlab/" in listing.text
     page = client.get("/campaigns/viewlab/")
-    assert page.status_code == 200
-    for heading in ("Timeline", "Registrations", "Submissions", "Evaluations", "Mail"):
-        assert f">{heading}</h2>" in page.text
+    assert page.status_code == 200 and ">Timeline</h2>" in page.text
+    for panel in ("timeline", "registrations", "submissions", "evaluations", "mail"):
+        tab = client.get(f"/campaigns/viewlab/{panel}")
+        assert tab.status_code == 200 and f">{panel.capitalize()}</h2>" in tab.text
+        assert tab.text.count("</h2>") == 1  # one panel per page
     assert client.get("/campaigns/nosuch/").status_code == 404
+    assert client.get("/campaigns/viewlab/nosuch").status_code == 404
+    assert set(client.get("/campaigns/viewlab/overview.json").json()) >= {"timeline", "registrations", "submissions", "evaluations", "mail"}
     plugins = client.get("/api/v2/plugins").json()["plugins"]
     views = [v for p in plugins for v in p.get("external_views", [])]
     assert {"name": "Campaigns", "href": "/campaigns/", "url_route": "campaigns"}.items() <= [v for v in views if v["name"] == "Campaigns"][0].items()
@@ -107,7 +111,7 @@ def test_approve_button_starts_the_approval_dag_as_the_signed_in_user(api, store
     module.app.dependency_overrides[module.airflow_rest] = lambda: TestClient(app)
     try:
         client.cookies.set("_token", token_for("olga"))
-        page = client.get("/campaigns/viewlab/")
+        page = client.get("/campaigns/viewlab/registrations")
         assert f"Approve {waiting} for alpha" in page.text
         csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
 
@@ -122,7 +126,7 @@ def test_approve_button_starts_the_approval_dag_as_the_signed_in_user(api, store
         answer = client.post("/campaigns/viewlab/agreements", data={"team_id": waiting, "task": "alpha", "decision": "approve", "note": "checked", "csrf": csrf},
                              follow_redirects=False)
         assert answer.status_code == 303, answer.text
-        assert "/campaigns/viewlab/?done=" in answer.headers["location"]
+        assert answer.headers["location"].startswith("/campaigns/viewlab/registrations?done=")
         with create_session() as session:
             runs = session.scalars(select(DagRun).where(DagRun.dag_id == "viewlab_agreement_approval")).all()
             assert len(runs) == 1
@@ -145,5 +149,5 @@ def test_the_page_escapes_what_participants_wrote(api, store, smtp_settings):
     ctx = context(store, smtp_settings, make_campaign(dt.datetime.now(UTC).replace(microsecond=0)))
     register(ctx, "<script>alert(1)</script> Team", "xss@example.org", ["alpha"])
     client.cookies.set("_token", token_for("olga"))
-    page = client.get("/campaigns/viewlab/").text
+    page = client.get("/campaigns/viewlab/registrations").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
