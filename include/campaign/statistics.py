@@ -154,6 +154,30 @@ def _swaps(rng: np.random.Generator, size: int, items: int) -> np.ndarray:
     return bits.astype(np.float64)
 
 
+def resampled_sums(stack: np.ndarray, kind: str, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, runs, components) sums over items, weighted by each resample.
+
+    ``kind`` ``bootstrap``: item counts of a resample with replacement; ``permutation``: 0/1 swap
+    indicators. The weights depend only on (seed, resample, item), never on the runs, so every run
+    and every pair sees the same resamples: one matrix product per block covers all of them, and
+    any pair's test follows from these sums by linearity (see :func:`_swap_differences`).
+    """
+    items, count, width = stack.shape
+    flat = stack.reshape(items, count * width)
+    draw = _bootstrap_counts if kind == BOOTSTRAP else _swaps
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, count * width))
+    start = 0
+    for size in _blocks(resamples):
+        out[start:start + size] = draw(rng, size, items) @ flat
+        start += size
+    return out.reshape(resamples, count, width)
+
+
+def _values_from_sums(sums: np.ndarray, items: int, rule: CorpusRule | None) -> np.ndarray:
+    return sums[..., 0] / items if rule is None else rule.combine(sums)
+
+
 def bootstrap_values(runs: Sequence[np.ndarray] | np.ndarray, form: str = MEAN, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> np.ndarray:
     """(resamples, runs) bootstrap replicates of each run's value, the same item resamples for every run.
@@ -161,21 +185,12 @@ def bootstrap_values(runs: Sequence[np.ndarray] | np.ndarray, form: str = MEAN, 
     ``runs`` is a list of (items x components) arrays on the same items, or one (runs x items)
     matrix of mean-form scores.
     """
-    stack = _stack(runs)  # (items, runs, components)
-    items, count, width = stack.shape
-    rule = rule_for(form)
-    flat = stack.reshape(items, count * width)
-    rng = np.random.default_rng(seed)
-    out = np.empty((resamples, count))
-    start = 0
-    for size in _blocks(resamples):
-        sums = (_bootstrap_counts(rng, size, items) @ flat).reshape(size, count, width)
-        out[start:start + size] = sums[..., 0] / items if rule is None else rule.combine(sums)
-        start += size
-    return out
+    stack = _stack(runs)
+    return _values_from_sums(resampled_sums(stack, BOOTSTRAP, resamples, seed), stack.shape[0], rule_for(form))
 
 
 def _stack(runs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """(items, runs, components) array of runs on the same items."""
     if isinstance(runs, np.ndarray) and runs.ndim == 2:
         runs = list(runs)
     arrays = [_as_items(run) for run in runs]
@@ -234,32 +249,62 @@ def _at_least_as_extreme(statistics: np.ndarray, observed: np.ndarray) -> np.nda
         return (np.abs(statistics) >= threshold).sum(axis=0)
 
 
+@dataclass
+class _Resampled:
+    """Runs on the same items with their totals and resampled sums, for any number of pairwise tests."""
+
+    stack: np.ndarray  # (items, runs, components)
+    rule: CorpusRule | None
+    method: str
+    resamples: int
+    sums: np.ndarray  # (resamples, runs, components): swap or bootstrap weighted sums
+
+    @classmethod
+    def of(cls, stack: np.ndarray, form: str, method: str, resamples: int, seed: int) -> "_Resampled":
+        return cls(stack, rule_for(form), method, resamples, resampled_sums(stack, method, resamples, seed))
+
+    @property
+    def items(self) -> int:
+        return self.stack.shape[0]
+
+    def values(self) -> np.ndarray:
+        return _values_from_sums(self.stack.sum(axis=0), self.items, self.rule)
+
+    def test(self, leader: int, others: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Observed value(leader) - value(other) and the two-sided p-value of each pair."""
+        totals = self.stack.sum(axis=0)  # (runs, components)
+        observed = self.values()[leader] - self.values()[list(others)]
+        if self.method == PERMUTATION:
+            statistics = self._swap_differences(totals, leader, others)
+            extreme = _at_least_as_extreme(statistics, observed)
+            return observed, (1 + extreme) / (1 + self.resamples)
+        replicates = _values_from_sums(self.sums, self.items, self.rule)
+        differences = replicates[:, [leader]] - replicates[:, list(others)]
+        extreme = _at_least_as_extreme(differences - observed, observed)
+        valid = np.isfinite(differences).sum(axis=0)
+        return observed, (1 + extreme) / (1 + valid)
+
+    def _swap_differences(self, totals: np.ndarray, leader: int, others: Sequence[int]) -> np.ndarray:
+        """value(leader') - value(other') in every resample, where primes swap the pair's items marked 1.
+
+        With swap weights s: leader' = total(leader) + s.(x_other - x_leader) and other' = total(other)
+        - s.(x_other - x_leader); s.x is already in ``sums`` for every run, so each pair costs O(resamples).
+        """
+        others = list(others)
+        moved = self.sums[:, others, :] - self.sums[:, [leader], :]  # (resamples, m, components)
+        leader_sums = totals[[leader]][None, :, :] + moved
+        other_sums = totals[others][None, :, :] - moved
+        return _values_from_sums(leader_sums, self.items, self.rule) - _values_from_sums(other_sums, self.items, self.rule)
+
+
 def permutation_differences(leader: np.ndarray, others: Sequence[np.ndarray], form: str = MEAN,
                             resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Observed differences value(leader) - value(other) and their p-values, one randomization per resample.
+    """Observed differences value(leader) - value(other) and their paired randomization p-values.
 
-    Each resample swaps the two runs' data on a random half of the items (the same swaps for every
-    pair, so the whole comparison is one matrix product per block).
+    Each resample swaps the two runs' data on a random half of the items (the same swaps for every pair).
     """
-    stack = _stack([leader, *others])  # (items, 1 + m, width)
-    items, count, width = stack.shape
-    rule = rule_for(form)
-    base = stack[:, :1, :]
-    delta = (stack[:, 1:, :] - base).reshape(items, (count - 1) * width)  # other - leader, per item
-    sum_leader, sum_others = base.sum(axis=0), stack[:, 1:, :].sum(axis=0)  # (1, w), (m, w)
-    observed = _difference(sum_leader, sum_others, items, rule)
-    extreme = np.zeros(count - 1, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    for size in _blocks(resamples):
-        moved = (_swaps(rng, size, items) @ delta).reshape(size, count - 1, width)
-        extreme += _at_least_as_extreme(_difference(sum_leader + moved, sum_others - moved, items, rule), observed)
-    return observed, (1 + extreme) / (1 + resamples)
-
-
-def _difference(sum_a: np.ndarray, sum_b: np.ndarray, items: int, rule: CorpusRule | None) -> np.ndarray:
-    if rule is None:
-        return (sum_a[..., 0] - sum_b[..., 0]) / items
-    return rule.combine(sum_a) - rule.combine(sum_b)
+    resampled = _Resampled.of(_stack([leader, *others]), form, PERMUTATION, resamples, seed)
+    return resampled.test(0, range(1, len(others) + 1))
 
 
 def paired_permutation_test(a: np.ndarray, b: np.ndarray, form: str = MEAN, resamples: int = DEFAULT_RESAMPLES,
@@ -274,14 +319,11 @@ def paired_bootstrap_test(a: np.ndarray, b: np.ndarray, form: str = MEAN, resamp
                           seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL) -> PairedTest:
     """Two-sided paired bootstrap test of value(a) = value(b), with the interval of the difference."""
     a, b = _paired(a, b)
-    replicates = bootstrap_values([a, b], form, resamples, seed)
-    differences = replicates[:, 0] - replicates[:, 1]
-    observed = value_of(a, form) - value_of(b, form)
-    valid = differences[np.isfinite(differences)]
-    extreme = _at_least_as_extreme((valid - observed)[:, None], np.array([observed]))[0]
-    low, high = percentile_interval(differences[:, None], level)
-    return PairedTest(BOOTSTRAP, float(observed), float((1 + extreme) / (1 + len(valid))), resamples, seed,
-                      (float(low[0]), float(high[0])))
+    resampled = _Resampled.of(_stack([a, b]), form, BOOTSTRAP, resamples, seed)
+    observed, p_values = resampled.test(0, [1])
+    replicates = _values_from_sums(resampled.sums, resampled.items, resampled.rule)
+    low, high = percentile_interval((replicates[:, 0] - replicates[:, 1])[:, None], level)
+    return PairedTest(BOOTSTRAP, float(observed[0]), float(p_values[0]), resamples, seed, (float(low[0]), float(high[0])))
 
 
 def paired_t_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
@@ -358,18 +400,22 @@ def significance_groups(runs: Sequence[np.ndarray], form: str = MEAN, higher_is_
     p-values over those comparisons: the runs whose adjusted p is at least ``alpha`` join the best
     run in group ``a``. Each next round starts at the best run not yet in a group and does the same
     among the runs not yet in a group. Ties with the leader (equal value) always share its group.
+    Every test and interval uses the same ``seed``: a pair's p-value equals
+    ``paired_permutation_test`` (or ``paired_bootstrap_test``) on that pair alone.
     """
     if method not in (PERMUTATION, BOOTSTRAP):
         raise StatisticsError(f"unknown test method {method!r}: use {PERMUTATION!r} or {BOOTSTRAP!r}")
-    arrays = [_as_items(run) for run in runs]
-    values = [value_of(a, form) for a in arrays]
-    low, high = percentile_interval(bootstrap_values(arrays, form, resamples, seed), level) if arrays else ([], [])
-    stats = [RunStatistics(values[i], (float(low[i]), float(high[i])), "", False) for i in range(len(arrays))]
-    pending = list(range(len(arrays)))
+    stack = _stack(runs)
+    bootstrap = _Resampled.of(stack, form, BOOTSTRAP, resamples, seed)
+    low, high = percentile_interval(_values_from_sums(bootstrap.sums, bootstrap.items, bootstrap.rule), level)
+    tests = bootstrap if method == BOOTSTRAP else _Resampled.of(stack, form, PERMUTATION, resamples, seed)
+    values = tests.values()
+    stats = [RunStatistics(float(values[i]), (float(low[i]), float(high[i])), "", False) for i in range(len(values))]
+    pending = list(range(len(values)))
     round_number = 0
     while pending:
         leader, others = pending[0], pending[1:]
-        _assign_round(stats, arrays, leader, others, form, resamples, seed, alpha, method, group_name(round_number))
+        _assign_round(stats, tests, leader, others, alpha, group_name(round_number))
         if round_number == 0:
             for index in others:
                 stats[index].p_vs_best = stats[index].p_adjusted
@@ -378,19 +424,15 @@ def significance_groups(runs: Sequence[np.ndarray], form: str = MEAN, higher_is_
         round_number += 1
     settings = {"method": method, "resamples": resamples, "seed": seed, "alpha": alpha, "level": level,
                 "correction": "holm", "interval": "percentile bootstrap of items", "form": form,
-                "items": int(arrays[0].shape[0]) if arrays else 0, "higher_is_better": higher_is_better}
+                "items": int(stack.shape[0]), "higher_is_better": higher_is_better}
     return Significance(form, stats, settings)
 
 
-def _assign_round(stats, arrays, leader, others, form, resamples, seed, alpha, method, group) -> None:
+def _assign_round(stats: list[RunStatistics], tests: _Resampled, leader: int, others: list[int], alpha: float, group: str) -> None:
     stats[leader].group, stats[leader].leader = group, True
     if not others:
         return
-    if method == PERMUTATION:
-        observed, p_values = permutation_differences(arrays[leader], [arrays[i] for i in others], form, resamples, seed)
-    else:
-        tests = [paired_bootstrap_test(arrays[leader], arrays[i], form, resamples, seed) for i in others]
-        observed, p_values = np.array([t.difference for t in tests]), np.array([t.p_value for t in tests])
+    observed, p_values = tests.test(leader, others)
     adjusted = holm(p_values)
     for position, index in enumerate(others):
         run = stats[index]

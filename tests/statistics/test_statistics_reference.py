@@ -258,3 +258,14 @@ def test_bad_input_is_refused_with_the_reason():
         st.paired_permutation_test(np.ones(3), np.ones(4))
     with pytest.raises(st.StatisticsError, match="no item components"):
         st.rule_for("bleu")
+
+
+def test_a_pairs_p_value_in_the_groups_is_the_paired_test_on_that_pair_alone():
+    rng = np.random.default_rng(50)
+    base = rng.random(300)
+    runs = [base + 0.02 + rng.normal(0, 0.05, 300), base + 0.01 + rng.normal(0, 0.05, 300), base + rng.normal(0, 0.05, 300)]
+    for method, single in ((st.PERMUTATION, st.paired_permutation_test), (st.BOOTSTRAP, st.paired_bootstrap_test)):
+        result = st.significance_groups(runs, resamples=800, seed=6, method=method)
+        for index in (1, 2):
+            if result.runs[index].compared_with == 0:
+                assert result.runs[index].p_value == pytest.approx(single(runs[0], runs[index], resamples=800, seed=6).p_value, abs=1e-12)
