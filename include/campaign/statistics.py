@@ -142,9 +142,11 @@ def _blocks(resamples: int) -> Iterable[int]:
 
 def _bootstrap_counts(rng: np.random.Generator, size: int, items: int) -> np.ndarray:
     """(size, items) matrix: how often each item is drawn in each resample (multinomial, sums to items)."""
-    drawn = rng.integers(0, items, size=(size, items), dtype=np.int64)
-    drawn += np.arange(size, dtype=np.int64)[:, None] * items
-    return np.bincount(drawn.ravel(), minlength=size * items).reshape(size, items).astype(np.float64)
+    drawn = rng.integers(0, items, size=(size, items), dtype=np.int32)
+    counts = np.empty((size, items))
+    for row in range(size):  # one row's counts fit in cache; a flat bincount over the block does not
+        counts[row] = np.bincount(drawn[row], minlength=items)
+    return counts
 
 
 def _swaps(rng: np.random.Generator, size: int, items: int) -> np.ndarray:
