@@ -192,9 +192,9 @@ class Leaderboard:
         from markupsafe import Markup
 
         template = html_environment().get_template("leaderboard.html.j2")
-        svg = self.figure("svg") if self.has_intervals else b""
-        # The SVG is drawn by matplotlib with text as paths: no participant text reaches it as markup.
-        figure = Markup(svg.decode("utf-8").split("?>", 1)[-1]) if svg else ""
+        svg = self.figure("svg").decode("utf-8") if self.has_intervals else ""
+        # matplotlib draws text as paths; the only copies of participants' text are in comments, dropped here.
+        figure = Markup(re.sub(r"<!--.*?-->", "", svg[svg.index("<svg"):], flags=re.S)) if svg else ""
         return template.render(board=self, NOT_COMPUTED=NOT_COMPUTED, team_ranks=self.team_ranks(), figure=figure,
                                interval_text=interval_text, settings_text=self.statistics_text())
 

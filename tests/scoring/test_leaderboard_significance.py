@@ -141,3 +141,14 @@ def test_figures_are_reproducible_and_draw_every_ranked_run():
     assert svg == board.figure("svg") and pdf == board.figure("pdf")
     assert svg.count(b"<path") > 4 and pdf.startswith(b"%PDF")
     assert json.loads(board.to_json())["statistics"]["settings"]["resamples"] == 500
+
+
+def test_participant_names_never_reach_the_page_as_markup_through_the_figure():
+    specs = [METRICS["vqa_meteor"]]
+    name = "x --><script>alert(1)</script>"
+    runs = [{"team": name, "run": name, "verdict": "valid", "metrics": {"vqa_meteor": 0.5}},
+            {"team": "b", "run": "r", "verdict": "valid", "metrics": {"vqa_meteor": 0.25}}]
+    tables = {(name, name): pd.DataFrame({"vqa_meteor": [0.4, 0.6]}, index=["q1", "q2"]),
+              ("b", "r"): pd.DataFrame({"vqa_meteor": [0.2, 0.3]}, index=["q1", "q2"])}
+    page = leaderboard.add_statistics(leaderboard.build("vqa", runs, specs), tables, specs, resamples=100).to_html()
+    assert page.count("<svg") == 1 and "<script>alert" not in page and "<!--" not in page.split("<svg", 1)[1].split("</svg>")[0]
