@@ -304,13 +304,20 @@ def add_statistics(board: Leaderboard, item_tables: Mapping[tuple[str, str], Any
     if not usable:
         board.statistics = {"metric": board.ranked_by, "form": form, "note": "no ranked run has usable per-item scores: " + "; ".join(skipped)}
         return board
-    data, items = stats.align([table for _, table in usable])
-    result = stats.significance_groups(data, form, spec.higher_is_better, resamples, seed, alpha, level, method)
+    try:
+        data, items = stats.align([table for _, table in usable])
+        result = stats.significance_groups(data, form, spec.higher_is_better, resamples, seed, alpha, level, method)
+    except stats.StatisticsError as exc:  # e.g. runs scored on disjoint items: the board is still published
+        board.statistics = {"metric": board.ranked_by, "form": form, "note": f"no intervals or groups: {exc}"}
+        return board
     for (row, _), run in zip(usable, result.runs):
         row.interval, row.group = run.interval, run.group
         row.p_vs_best = run.p_vs_best
         row.differs_from_best = run.differs_from_best
     notes = []
+    largest = max(len(table) for _, table in usable)
+    if len(items) < largest:
+        notes.append(f"tested on the {len(items)} items every run has (some runs have up to {largest})")
     if skipped:
         notes.append(f"no interval or group for {len(skipped)} ranked run(s): " + "; ".join(skipped))
     if usable[0][0] is not board.ranked[0]:

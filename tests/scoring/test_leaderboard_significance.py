@@ -152,3 +152,16 @@ def test_participant_names_never_reach_the_page_as_markup_through_the_figure():
               ("b", "r"): pd.DataFrame({"vqa_meteor": [0.2, 0.3]}, index=["q1", "q2"])}
     page = leaderboard.add_statistics(leaderboard.build("vqa", runs, specs), tables, specs, resamples=100).to_html()
     assert page.count("<svg") == 1 and "<script>alert" not in page and "<!--" not in page.split("<svg", 1)[1].split("</svg>")[0]
+
+
+def test_one_run_gets_its_interval_and_runs_on_disjoint_items_get_a_note_not_a_failure():
+    specs = [METRICS["vqa_meteor"]]
+    one = leaderboard.build("v", [{"team": "a", "run": "r", "verdict": "valid", "metrics": {"vqa_meteor": 0.5}}], specs)
+    leaderboard.add_statistics(one, {("a", "r"): pd.DataFrame({"vqa_meteor": [0.4, 0.6]}, index=["1", "2"])}, specs, resamples=100)
+    assert one.ranked[0].interval == (0.4, 0.6) and one.ranked[0].group == "a" and one.ranked[0].p_vs_best is None
+    runs = [{"team": t, "run": "r", "verdict": "valid", "metrics": {"vqa_meteor": 0.5}} for t in ("a", "b")]
+    tables = {("a", "r"): pd.DataFrame({"vqa_meteor": [0.4, 0.6]}, index=["1", "2"]),
+              ("b", "r"): pd.DataFrame({"vqa_meteor": [0.4, 0.6]}, index=["3", "4"])}
+    disjoint = leaderboard.add_statistics(leaderboard.build("v", runs, specs), tables, specs, resamples=100)
+    assert disjoint.statistics["note"] == "no intervals or groups: the runs share no scored item"
+    assert not disjoint.has_intervals and disjoint.exports()["figure_pdf"].startswith(b"%PDF")
