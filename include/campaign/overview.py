@@ -22,7 +22,8 @@ key says enough.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from include.campaign.teams import NOT_REQUIRED
 
 UTC = dt.timezone.utc
 READERS = 16  # concurrent object reads; moto, MinIO and S3 all serve this many without throttling
+CACHED_OBJECTS = 50_000  # parsed JSON objects kept between pages (a 200-team campaign has about 1,000)
 REJECTED_SHOWN = 100  # newest rejected registrations listed (the count covers all of them)
 
 # Which DAG (by stage suffix) serves which milestone; conference dates have no stage.
@@ -257,10 +259,10 @@ def _verdict_cells(ctx: CampaignContext, reader: "_Reader", task_id: str, cells:
     version = _latest_complete(ctx, reader, task_id)
     if version is None:
         return
-    evaluation = reader.json_or_none(ctx.layout.evaluations(task_id, version) + scoring.EVALUATION_FILE) or {}
+    evaluation = reader.immutable_json_of([ctx.layout.evaluations(task_id, version) + scoring.EVALUATION_FILE])[0] or {}
     runs = evaluation.get("runs") or []
     invalid = [run for run in runs if run.get("verdict") != "valid"]
-    reports = reader.json_of([f"{run['files']}report.json" for run in invalid if run.get("files")])
+    reports = reader.immutable_json_of([f"{run['files']}report.json" for run in invalid if run.get("files")])
     first_problems = dict(zip([(r["team"], r["run"]) for r in invalid if r.get("files")], map(first_problem, reports)))
     for run in runs:
         key = (run["team"], run["run"])
@@ -300,9 +302,9 @@ def evaluations(ctx: CampaignContext, reader: "_Reader") -> list[dict[str, Any]]
 def _task_evaluations(ctx: CampaignContext, reader: "_Reader", task) -> dict[str, Any]:
     names = reader.version_names(task.id)
     prefixes = [ctx.layout.evaluations(task.id, name) for name in names]
-    records = reader.json_of([p + scoring.VERSION_FILE for p in prefixes])
-    complete = reader.exist([p + scoring.LINEAGE_FILE for p in prefixes])
-    diffs = reader.json_of([p + scoring.DIFF_FILE for p, done in zip(prefixes, complete) if done])
+    records = reader.immutable_json_of([p + scoring.VERSION_FILE for p in prefixes])
+    complete = [bool(lineage) for lineage in reader.immutable_json_of([p + scoring.LINEAGE_FILE for p in prefixes])]
+    diffs = reader.immutable_json_of([p + scoring.DIFF_FILE for p, done in zip(prefixes, complete) if done])
     diff_of = dict(zip([n for n, done in zip(names, complete) if done], diffs))
     versions = []
     for name, record, done in zip(names, records, complete):
@@ -316,7 +318,7 @@ def _task_evaluations(ctx: CampaignContext, reader: "_Reader", task) -> dict[str
             "rank_changes": len(diff.get("rank_changes", [])),
         })
     latest = next((v["version"] for v in reversed(versions) if v["complete"]), None)
-    board = reader.json_or_none(ctx.layout.leaderboards(task.id, latest) + scoring.LEADERBOARD_EXPORTS["json"][0]) if latest else None
+    board = reader.immutable_json_of([ctx.layout.leaderboards(task.id, latest) + scoring.LEADERBOARD_EXPORTS["json"][0]])[0] if latest else None
     published = reader.json_or_none(ctx.layout.public_leaderboards(task.id) + "published.json")
     return {"task": task.id, "title": task.title, "versions": list(reversed(versions)), "latest": latest,
             "leaderboard": _board_preview(board), "published_version": (published or {}).get("version")}
@@ -333,8 +335,8 @@ def _board_preview(board: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _latest_complete(ctx: CampaignContext, reader: "_Reader", task_id: str) -> str | None:
     names = reader.version_names(task_id)
-    complete = reader.exist([ctx.layout.evaluations(task_id, n) + scoring.LINEAGE_FILE for n in names])
-    done = [name for name, is_done in zip(names, complete) if is_done]
+    complete = reader.immutable_json_of([ctx.layout.evaluations(task_id, n) + scoring.LINEAGE_FILE for n in names])
+    done = [name for name, lineage in zip(names, complete) if lineage]
     return done[-1] if done else None
 
 
@@ -388,7 +390,13 @@ def _marker_key(ctx: CampaignContext, record: Mapping[str, Any]) -> str | None:
 
 
 class _Reader:
-    """Concurrent reads for one page: listings, JSON objects and existence checks."""
+    """Concurrent reads for one page: listings, JSON objects and existence checks.
+
+    JSON objects found by a listing are cached by (key, ETag) across pages: the listing says which
+    changed, so an organizer clicking through the tabs re-reads only what a stage wrote since. The
+    objects of a complete evaluation version never change (scoring never rewrites one), so they are
+    cached by key once read.
+    """
 
     def __init__(self, ctx: CampaignContext):
         self.ctx = ctx
@@ -409,16 +417,24 @@ class _Reader:
         return [info.key for info in self.store.list_objects(prefix)]
 
     def json_under(self, prefix: str) -> list[dict[str, Any]]:
-        return [r for r in self.json_of([k for k in self.keys(prefix) if k.endswith(".json")]) if isinstance(r, dict)]
+        """Every JSON object under ``prefix``; only those whose ETag changed since the last page are read."""
+        listed = [info for info in self.store.list_objects(prefix) if info.key.endswith(".json")]
+        values = self.map(lambda info: _CACHE.get_or_read(self._where(info.key, info.etag), lambda: self._json_or_empty(info.key)), listed)
+        return [value for value in values if isinstance(value, dict)]
 
     def json_of(self, keys: Sequence[str]) -> list[Any]:
         return self.map(self._json_or_empty, keys)
 
+    def immutable_json_of(self, keys: Sequence[str]) -> list[Any]:
+        """Objects that are never rewritten once they exist (a complete evaluation version's files)."""
+        return self.map(lambda key: _CACHE.get_or_read(self._where(key, None), lambda: self._json_or_none_uncached(key)), keys)
+
+    def _where(self, key: str, etag: str | None) -> tuple:
+        """The cache key: the same object key in another bucket or store is another object."""
+        return (self.store.settings.endpoint_url, self.store.bucket, key, etag)
+
     def json_or_none(self, key: str) -> Any:
-        try:
-            return self.store.get_json(key) if self.store.head(key) is not None else None
-        except (StoreError, ValueError):
-            return None
+        return self._json_or_none_uncached(key)
 
     def exist(self, keys: Sequence[str]) -> list[bool]:
         return self.map(self.store.exists, keys)
@@ -428,8 +444,44 @@ class _Reader:
             self._versions[task_id] = scoring.versions(self.ctx, task_id)
         return self._versions[task_id]
 
+    def _json_or_none_uncached(self, key: str) -> Any:
+        try:
+            return self.store.get_json(key) if self.store.head(key) is not None else None
+        except (StoreError, ValueError):
+            return None
+
     def _json_or_empty(self, key: str) -> Any:
         try:
             return self.store.get_json(key)
         except (StoreError, ValueError):
             return {}
+
+
+class _JsonCache:
+    """A bounded, thread-safe map (key, ETag) -> parsed JSON; an absent object is never cached."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._values: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_read(self, key: tuple, read) -> Any:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = read()
+        if value is None or value == {}:
+            return value
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self.limit:
+                self._values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+_CACHE = _JsonCache(limit=CACHED_OBJECTS)
