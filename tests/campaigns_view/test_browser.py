@@ -148,12 +148,14 @@ def test_organizer_signs_in_opens_campaigns_approves_and_reads_the_panels(api_se
     page.screenshot(path=str(SHOTS / "campaigns-registrations.png"), full_page=True)
 
     frame.get_by_role("link", name="Submissions").click()
+    frame.locator("h2", has_text="Submissions").wait_for()
     grid = frame.locator(".panel").first
     grid.wait_for()
     assert "valid" in grid.inner_text() and "invalid" in grid.inner_text() and "line 2" in grid.inner_text()
     page.screenshot(path=str(SHOTS / "campaigns-submissions.png"), full_page=True)
 
     frame.get_by_role("link", name="Evaluations").click()
+    frame.locator("h2", has_text="Evaluations").wait_for()
     board = frame.locator(".panel").first
     board.wait_for()
     assert "Private leaderboard v0001" in board.inner_text() and campaign_state["one"] in board.inner_text()
