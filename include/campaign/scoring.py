@@ -105,6 +105,9 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
         resolve_options(task.run_format, task_metric_options(task), task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
+    missing = _missing_gold(task, Path(gold_dir))
+    if missing:
+        raise ScoringError(f"task {task.id}: the gold folder {gold_dir} lacks {'; '.join(fix for _, fix in missing)}")
     try:
         outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits)
     except GoldError as exc:
@@ -118,6 +121,17 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
+
+
+def _missing_gold(task: Task, folder: Path) -> list[tuple[str, str]]:
+    """The required gold files (for the task's metrics) absent from ``folder``; none when it is no folder
+    (the validator reports that)."""
+    from include.campaign.validation.gold import missing_gold_files
+
+    if not folder.is_dir():
+        return []
+    present = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+    return missing_gold_files(task.run_format, present, task.metrics)
 
 
 def _error_evaluation(stage: str, exc: Exception, report: dict | None = None, text: str = "") -> RunEvaluation:

@@ -170,6 +170,9 @@ class GoldFileSpec(_Strict):
     name_pattern: str | None = None
     public: bool = False  # a test input participants receive too (the release does not treat it as secret)
     optional: bool = False  # may be absent from the gold folder: it then reads as an empty table
+    # needed only by these metrics: required when one of them is among the task's metrics, else it
+    # may be absent (the metric then reports "not computed" and no other metric reads it)
+    needed_by: list[str] = []
 
     @property
     def path_name(self) -> str:
