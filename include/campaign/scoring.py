@@ -109,7 +109,7 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     if missing:
         raise ScoringError(f"task {task.id}: the gold folder {gold_dir} lacks {'; '.join(fix for _, fix in missing)}")
     try:
-        outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits)
+        outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits, task.id, task.format_options)
     except GoldError as exc:
         raise ScoringError(f"task {task.id}: the gold folder cannot be read: {exc}") from None
     except Exception as exc:  # a validator fault on one run must not stop the other runs
