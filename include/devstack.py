@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("CLEF_DEMO_DATABASE_URL"),
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops Airflow standalone and all it started, as Ctrl-C does
 
     demo_dir = args.demo_dir.resolve()
     try:
@@ -304,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         s3_server.stop()
         if database is not None:
             database.cleanup()
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM handled as Ctrl-C: the ``finally`` of :func:`main` stops the process group and the servers."""
+    raise KeyboardInterrupt
 
 
 DEMO_DIR_MARKER = ".clef-demo"
