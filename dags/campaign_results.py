@@ -1,6 +1,8 @@
 """Results DAGs: on each task's results date, an organizer approves, then every team gets its scores."""
 from __future__ import annotations
 
+import datetime as dt
+
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, task
 from dags.clef_dag_support.runtime import (
@@ -13,6 +15,8 @@ from dags.clef_dag_support.runtime import (
 )
 
 from include.campaign.calendar import milestone_events
+
+APPROVAL_RESPONSE_TIMEOUT = dt.timedelta(days=14)
 
 
 def build_results_dag(campaign_file: str, campaign) -> DAG:
@@ -69,6 +73,10 @@ Fires on:
             task_id="approve_publication",
             subject=f"{campaign.name}: publish the results?",
             body="{{ ti.xcom_pull(task_ids='summarise_results') }}",
+            # The wait for a human is bounded separately from each try's execution_timeout (which
+            # HITL operators would otherwise turn into the response timeout): two weeks, then the
+            # task fails visibly and clearing it asks again.
+            response_timeout=APPROVAL_RESPONSE_TIMEOUT,
         )
 
         @task(task_id="publish_results", map_index_template="{{ label }}")
