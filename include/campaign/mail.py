@@ -527,6 +527,8 @@ class Outbox:
                       "(its worker stopped); it may have arrived, so it is not sent again by itself")
             self.store.put_json(key, {**record, "status": UNKNOWN, "error": detail, "claimed_at": marker.get("claimed_at"), "tried_at": _now()})
             return SendResult(key, sent=False, status=UNKNOWN, detail=detail)
+        if status == IN_PROGRESS:
+            return SendResult(key, sent=False, status=status, detail=f"claimed at {marker.get('claimed_at')}")
         return SendResult(key, sent=False, status=status, detail=str(marker.get("error") or ""))
 
     def sent_markers(self, purpose: str | None = None) -> list[str]:
