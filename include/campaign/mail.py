@@ -47,7 +47,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from include.campaign.layout import Layout, UnsafeKeyError
-from include.campaign.store import ObjectStore, StoreError, dump_json
+from include.campaign.store import ObjectStore, StoreError
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
