@@ -27,13 +27,16 @@ On each task's results date:
 1. `wait_for_scoring` waits until the runs collected for every task due are scored (it checks every
    30 s; a scoring that failed keeps it waiting: re-run `{campaign.id}_scoring` by hand);
    `summarise_results` then shows the latest leaderboard of every task due (top runs, valid and
-   invalid counts, teams);
+   invalid counts, teams) and names every collected run that has **no score** (its scoring task
+   died): approve to publish without it (its team is told why), or reject and re-score it first;
 2. `approve_publication` **waits for you**: open *Required actions* (or the task instance) in the
    Airflow UI, read the summary, and approve or reject. Nothing is published or sent before that;
 3. `publish_results` (one mapped instance per task) copies the leaderboards to
    `public/leaderboards/<task>/` and e-mails each team one message with every one of its runs' scores,
    its rank, the number of participating teams and the leaderboard link. A second run sends nothing
-   twice; a later re-score e-mails only the teams whose numbers changed.
+   twice; a later re-score e-mails only the teams whose numbers changed. An address the mail server
+   refuses is reported to the organizers and the other teams are served; if the server cannot be
+   reached the task fails after the first failure and its retry sends only what is missing.
 
 Fires on:
 

@@ -168,7 +168,9 @@ class Task(_Strict):
     organizers: tuple[Person, ...] = ()
     schedule: ScheduleOverride = ScheduleOverride()
     run_limits: RunLimitsOverride = RunLimitsOverride()
-    metric_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Option names written flat apply to every metric of the task that reads them; a metric name
+    # maps to options for that metric alone (checked against the registry in _check_registries).
+    metric_options: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def primary_metric(self) -> str:
@@ -514,4 +516,20 @@ def _check_registries(campaign: Campaign, lines: dict[str, int]) -> list[ConfigI
                         _line_for(location, lines),
                     )
                 )
+        issues += _check_metric_options(index, task, formats, lines)
+    return issues
+
+
+def _check_metric_options(index: int, task: Task, formats: list[str], lines: dict[str, int]) -> list[ConfigIssue]:
+    """Every metric option is read by one of the task's metrics (``include.metrics.option_problems``)."""
+    from include.metrics import option_problems
+    from include.metrics.registry import METRICS
+
+    metrics = [name for name in task.metrics if name in METRICS and task.run_format in METRICS[name].formats]
+    if task.run_format not in formats or len(metrics) != len(task.metrics) or not task.metric_options:
+        return []  # unknown formats and metrics are reported above
+    issues = []
+    for key, message in option_problems(task.run_format, task.metric_options, metrics):
+        location = f"tasks[{index}].metric_options.{key}"
+        issues.append(ConfigIssue(location, message, _line_for(location, lines)))
     return issues

@@ -10,14 +10,22 @@ throttling, 5xx) are retried by botocore's "standard" retry mode, ``max_attempts
 with exponential backoff. A call that still fails raises :class:`StoreError` naming the action,
 the object, the endpoint and the reason in plain words: no botocore or s3transfer exception leaves
 this module.
+
+Presigned links are signed with their own principals where the settings name them: upload links
+with one that may only write ``<campaign>/submissions/``, download links with one that may only read
+``<campaign>/releases/`` and ``<campaign>/public/`` (deploy/minio/ holds the policies). A link carries
+its signer's access key id, and S3 checks the signer's policy when the link is used, so a link can
+never reach beyond what its principal may do. Without such a principal the main credentials sign,
+with a warning in the log.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 import boto3
@@ -39,6 +47,7 @@ _CHUNK = 1024 * 1024
 _S3_FAULTS = (ClientError, BotoCoreError, Boto3Error)
 # Faults while a GET's body streams in: botocore does not retry these, the store does.
 _STREAM_FAULTS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, HTTPClientError)
+log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -78,6 +87,30 @@ def _bounds(extra: dict[str, Any], env) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SigningKey:
+    """Access key of a principal that signs one kind of presigned link."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+# link kind -> (connection extra fields, environment variables) holding its signer's key id and secret
+SIGNER_SOURCES = {
+    "upload": (("upload_access_key_id", "upload_secret_access_key"), ("CLEF_S3_UPLOAD_ACCESS_KEY_ID", "CLEF_S3_UPLOAD_SECRET_ACCESS_KEY")),
+    "download": (("download_access_key_id", "download_secret_access_key"), ("CLEF_S3_DOWNLOAD_ACCESS_KEY_ID", "CLEF_S3_DOWNLOAD_SECRET_ACCESS_KEY")),
+}
+
+
+def _signers(extra: dict[str, Any], env) -> dict[str, SigningKey | None]:
+    """``upload_signer`` and ``download_signer`` from the connection extra, else the environment."""
+    found: dict[str, SigningKey | None] = {}
+    for kind, (fields, variables) in SIGNER_SOURCES.items():
+        key_id, secret = (extra.get(fields[0]) or env.get(variables[0]), extra.get(fields[1]) or env.get(variables[1]))
+        found[f"{kind}_signer"] = SigningKey(key_id, secret) if key_id and secret else None
+    return found
+
+
+@dataclass(frozen=True)
 class S3Settings:
     bucket: str
     endpoint_url: str | None = None
@@ -90,9 +123,16 @@ class S3Settings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
+    # principals that sign presigned links (None: the main credentials sign, with a warning)
+    upload_signer: SigningKey | None = None
+    download_signer: SigningKey | None = None
+
     @classmethod
     def from_connection(cls, *, bucket: str, login: str | None, password: str | None, extra: dict[str, Any] | None, environ=None) -> "S3Settings":
-        """From an Airflow ``aws`` connection's fields (the DAG layer reads the connection)."""
+        """From an Airflow ``aws`` connection's fields (the DAG layer reads the connection).
+
+        The link signers come from the extra (``upload_access_key_id`` ...) or else from the
+        environment (``CLEF_S3_UPLOAD_ACCESS_KEY_ID`` ..., see :data:`SIGNER_SOURCES`)."""
         extra = extra or {}
         return cls(
             bucket=extra.get("bucket", bucket),
@@ -101,6 +141,7 @@ class S3Settings:
             access_key_id=login or extra.get("aws_access_key_id"),
             secret_access_key=password or extra.get("aws_secret_access_key"),
             **_bounds(extra, os.environ if environ is None else environ),
+            **_signers(extra, os.environ if environ is None else environ),
         )
 
     @classmethod
@@ -126,6 +167,7 @@ class S3Settings:
             access_key_id=env.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
             **_bounds({}, env),
+            **_signers({}, env),
         )
 
     def client_config(self) -> Config:
@@ -202,6 +244,7 @@ class ObjectStore:
         self.settings = settings
         self.bucket = settings.bucket
         self.client = client or settings.client()
+        self._signing_clients: dict[str, Any] = {}
 
     def _fail(self, action: str, key: str, exc: BaseException) -> StoreError:
         where = self.settings.endpoint_url or "S3"
@@ -302,6 +345,21 @@ class ObjectStore:
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         return self._read_streamed("read", key, version_id, lambda body: body.read())
 
+    def get_bytes_at_most(self, key: str, limit: int) -> bytes:
+        """The object's bytes, but never more than ``limit + 1`` of them (so a caller sees it is larger).
+
+        The body is streamed and closed after ``limit + 1`` bytes: an object replaced by a huge one
+        after it was listed costs no more than the limit to refuse.
+        """
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                return body.read(limit + 1)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("read", key, exc) from None
+
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
@@ -392,13 +450,32 @@ class ObjectStore:
     # --- links ----------------------------------------------------------------------------------
 
     def presigned_get(self, key: str, expires_seconds: int) -> str:
+        """A download link, signed by the download principal (read-only on releases/ and public/)."""
         with self._guard("sign a download link for", key):
-            return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+            return self.signing_client("download").generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
 
     def presigned_put(self, key: str, expires_seconds: int) -> str:
-        """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding)."""
+        """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding), signed by the
+        upload principal (write-only on submissions/)."""
         with self._guard("sign an upload link for", key):
-            return self.client.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+            return self.signing_client("upload").generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+
+    def signing_client(self, kind: str):
+        """The client that signs ``kind`` ("upload" or "download") links: the kind's own principal
+        if the settings name one, else the main client (logged as a warning, once per store)."""
+        if kind not in self._signing_clients:
+            signer = getattr(self.settings, f"{kind}_signer")
+            if signer is None:
+                fields, variables = SIGNER_SOURCES[kind]
+                log.warning("%s links for s3://%s are signed with the store's main credentials: no %s principal is configured "
+                            "(connection extra %s/%s or %s/%s); a leaked link's signer can then do anything those credentials can",
+                            kind.capitalize(), self.bucket, kind, *fields, *variables)
+                self._signing_clients[kind] = self.client
+            else:
+                principal = replace(self.settings, access_key_id=signer.access_key_id, secret_access_key=signer.secret_access_key,
+                                    upload_signer=None, download_signer=None)
+                self._signing_clients[kind] = principal.client()
+        return self._signing_clients[kind]
 
 
 def dump_json(value: Any) -> bytes:
