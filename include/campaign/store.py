@@ -351,14 +351,7 @@ class ObjectStore:
         The body is streamed and closed after ``limit + 1`` bytes: an object replaced by a huge one
         after it was listed costs no more than the limit to refuse.
         """
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            try:
-                return body.read(limit + 1)
-            finally:
-                body.close()
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("read", key, exc) from None
+        return self._read_streamed("read", key, None, lambda body: body.read(limit + 1))
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
