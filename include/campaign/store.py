@@ -303,6 +303,11 @@ class ObjectStore:
             with self._guard("turn on versioning of", ""):
                 self.client.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
 
+    def versioning_status(self) -> str | None:
+        """The bucket's versioning status ("Enabled", "Suspended"), or None if it was never turned on."""
+        with self._guard("read the versioning of", ""):
+            return self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+
     # --- writes ---------------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream", metadata: dict[str, str] | None = None) -> str:
