@@ -46,7 +46,7 @@ _CHUNK = 1024 * 1024
 # What the store's calls may raise underneath; each becomes a StoreError.
 _S3_FAULTS = (ClientError, BotoCoreError, Boto3Error)
 # Faults while a GET's body streams in: botocore does not retry these, the store does.
-_STREAM_FAULTS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, HTTPClientError)
+_STREAM_FAULTS = (HTTPClientError, IncompleteReadError)  # read timeouts, resets, broken streams
 log = logging.getLogger(__name__)
 
 
@@ -192,9 +192,6 @@ class S3Settings:
             )
         except (*_S3_FAULTS, ValueError) as exc:
             raise StoreError(f"cannot make an S3 client for {self.endpoint_url or 'AWS S3'}: {exc}") from None
-
-    def describe_bounds(self) -> str:
-        return f"connect timeout {self.connect_timeout:g} s, read timeout {self.read_timeout:g} s, {self.max_attempts} attempt(s)"
 
 
 @dataclass(frozen=True)
