@@ -1,6 +1,6 @@
 """Benchmark: the cost of leaderboard significance next to the cost of scoring the same runs.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/statistics.py`` (a few minutes on 2 cores;
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/significance.py`` (a few minutes on 2 cores;
 ``--runs 20 --resamples 2000`` for a quick look).
 
 Data: one generated concept-detection test set of 17,000 images (sizes like the 2024 test set)
