@@ -285,13 +285,13 @@ class LocalCluster:
                  default_concurrency: int = 2, models_concurrency: int = 1, bucket: str = "clef-campaign",
                  paused_at_creation: bool = True, heartbeat_timeout: int | None = None,
                  retry_delay_seconds: float | None = None, mail_dir: Path | None = None,
-                 say: Callable[[str], None] = print):
+                 extra_env: dict[str, str] | None = None, say: Callable[[str], None] = print):
         self.run_id = secrets.token_hex(4)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"clef-cluster-{self.run_id}-"))
         self.campaigns_dir, self.bucket, self.say = campaigns_dir, bucket, say
         self.default_workers, self.default_concurrency, self.models_concurrency = default_workers, default_concurrency, models_concurrency
         self.paused_at_creation, self.heartbeat_timeout, self.retry_delay_seconds = paused_at_creation, heartbeat_timeout, retry_delay_seconds
-        self.mail_dir = mail_dir
+        self.mail_dir, self.extra_env = mail_dir, dict(extra_env or {})
         self.database = MetadataDatabase(f"clef_cluster_{self.run_id}", self.workdir)
         self.broker = BrokerKeySpace(f"clef-cluster-{self.run_id}:", self.workdir)
         self.secrets = Secrets()
@@ -337,6 +337,7 @@ class LocalCluster:
             smtp_json=smtp_connection_json("127.0.0.1", smtp_port), bucket=self.bucket, campaigns_dir=self.campaigns_dir,
             paused_at_creation=self.paused_at_creation, heartbeat_timeout=self.heartbeat_timeout,
             retry_delay_seconds=self.retry_delay_seconds)
+        self.env.update(self.extra_env)
         self.say(f"cluster {self.run_id}: PostgreSQL database {self.database.name}, Redis prefix {self.broker.prefix}, "
                  f"S3 {self.s3_endpoint} (key {DEMO_ACCESS_KEY}), SMTP 127.0.0.1:{smtp_port}; logs in {self.workdir / 'logs'}")
         self._migrate(deadline)
