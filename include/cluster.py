@@ -195,6 +195,8 @@ def airflow_environment(*, airflow_home: Path, database_url: str, broker_url: st
                         paused_at_creation: bool = True, heartbeat_timeout: int | None = None,
                         retry_delay_seconds: float | None = None) -> dict[str, str]:
     """The environment of every component: docker-compose.yaml's ``x-airflow-common``, on loopback."""
+    from include.campaign.scoring import DEFAULT_MAX_INSTANCES
+
     # The driver is named: with SQLAlchemy 2.1, a bare postgresql:// means psycopg 3, which is not installed.
     result_backend = "db+" + database_url
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
@@ -213,11 +215,9 @@ def airflow_environment(*, airflow_home: Path, database_url: str, broker_url: st
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        # Celery's visibility timeout, said explicitly (compose and Helm do too): a message a dead
-        # worker held is redelivered only after it; Airflow's heartbeat timeout retries the task first.
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])),
         "CLEF_BUCKET": bucket,
+        "CLEF_SCORING_MAX_INSTANCES": str(DEFAULT_MAX_INSTANCES),
         "AIRFLOW_CONN_CLEF_S3": s3_json,
         "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
         # what the containers get from the image and its mounts
@@ -394,18 +394,22 @@ class LocalCluster:
         return str(Path(sys.executable).with_name("airflow"))
 
     def _wait_until_ready(self, deadline: float) -> None:
-        """The API answers, every worker says ready, the scheduler and dag-processor run."""
-        pending = {"api-server"} | {name for name in self.components if self.components[name].hostname}
+        """The API answers, every worker says ready."""
+        while not _http_ok(f"{self.api_url}/api/v2/version"):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cluster {self.run_id}: the api-server did not answer in time; see {self.workdir / 'logs' / 'api-server.log'}")
+            time.sleep(1)
+        self._wait_for_workers([c.name for c in self.workers()], deadline)
+
+    def _wait_for_workers(self, names: list[str], deadline: float) -> None:
+        pending = set(names)
         while pending:
             self.check_alive()
-            if "api-server" in pending and _http_ok(f"{self.api_url}/api/v2/version"):
-                pending.discard("api-server")
-            for name in [n for n in pending if n != "api-server"]:
-                if b" ready." in self.components[name].log_path.read_bytes():
-                    pending.discard(name)
-            if time.monotonic() > deadline:
-                raise ClusterError(f"cluster {self.run_id}: not ready in time: {', '.join(sorted(pending))} (logs in {self.workdir / 'logs'})")
-            time.sleep(1)
+            pending = {name for name in pending if b" ready." not in self.components[name].log_path.read_bytes()}
+            if pending and time.monotonic() > deadline:
+                raise ClusterError(f"cluster {self.run_id}: workers not ready in time: {', '.join(sorted(pending))} (logs in {self.workdir / 'logs'})")
+            time.sleep(1 if pending else 0)
 
     # --- watch and disturb ------------------------------------------------------------------------------
 
@@ -416,6 +420,29 @@ class LocalCluster:
 
     def workers(self, queue: str | None = None) -> list[Component]:
         return [c for c in self.components.values() if c.hostname and (queue is None or c.name.startswith(queue + "-"))]
+
+    def add_worker(self, queue: str, concurrency: int, timeout: float = 180.0) -> Component:
+        """One more Celery worker on ``queue`` (``<queue>-<n>``), started and ready."""
+        component = self._worker(f"{queue}-{len(self.workers(queue)) + 1}", queue, concurrency)
+        self.components[component.name] = component
+        self._launch(component)
+        self._wait_for_workers([component.name], time.monotonic() + timeout)
+        return component
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 300.0) -> None:
+        """Wait (bounded) until the dag-processor has parsed ``dag_id`` and the REST API knows it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                self.api._request("GET", f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            if time.monotonic() > deadline:
+                raise ClusterError(f"DAG {dag_id} was not parsed within {timeout:.0f} s; see {self.workdir / 'logs' / 'dag-processor.log'}")
+            time.sleep(2)
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL to a worker and every task process it runs, as when its machine dies; it stays down."""

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import threading
 import time
+import urllib.error
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ from include.cluster import LocalCluster
 UTC = dt.timezone.utc
 TERMINAL = {"success", "failed"}
 SCORING_TASKS = ("score_run", "score_run_models")
+
+
+class ReplayTimeout(AssertionError):
+    """The replay did not end within its bound (not a network timeout, which is retried)."""
 
 
 def _quote(text: str) -> str:
@@ -155,6 +160,7 @@ class LiveReplay:
             worker_hostnames={w.name: w.hostname for w in self.cluster.workers()}, log=self.log, seconds=time.monotonic() - started)
 
     def _guard(self, action: Callable[[], None]) -> Callable[[], None]:
+        """Run ``action`` in a thread; an error stops the replay and is raised by :meth:`run`."""
         def guarded() -> None:
             try:
                 action()
@@ -163,6 +169,20 @@ class LiveReplay:
                 self.stop.set()
         return guarded
 
+    def _poll(self, step: Callable[[], bool], every: float) -> None:
+        """Call ``step`` every ``every`` seconds until it returns True or the replay stops. A busy
+        api-server (a timeout, a 5xx) is asked again at the next step; other answers are errors."""
+        while not self.stop.is_set():
+            try:
+                if step():
+                    return
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500:
+                    raise
+            except (urllib.error.URLError, TimeoutError, ConnectionError):
+                pass
+            self.stop.wait(every)
+
     # --- the end ---------------------------------------------------------------------------------------
 
     def _wait_until_finished(self, campaign, participants: threading.Thread, deadline: float) -> None:
@@ -170,18 +190,18 @@ class LiveReplay:
         from include.campaign.calendar import milestone_events
 
         last = max(e.moment_utc for e in milestone_events(campaign))
-        while True:
+
+        def finished() -> bool:
             self.cluster.check_alive()  # a killed worker is no longer watched
-            if self.stop.is_set() and self.errors:
-                return
-            if dt.datetime.now(UTC) > last + dt.timedelta(seconds=10) and not participants.is_alive():
-                runs = self.api.dag_runs(campaign.id)
-                if runs and all(r["state"] in TERMINAL for r in runs) and self._every_stage_ran(campaign, runs):
-                    return
             if time.monotonic() > deadline:
-                states = {(r["dag_id"], r["state"]) for r in self.api.dag_runs(campaign.id) if r["state"] not in TERMINAL}
-                raise TimeoutError(f"the replay did not finish in time; still going: {sorted(states)}")
-            time.sleep(5)
+                states = sorted({(r["dag_id"], r["state"]) for r in self.api.dag_runs(campaign.id) if r["state"] not in TERMINAL})
+                raise ReplayTimeout(f"the replay did not finish in time; still going: {states}")
+            if dt.datetime.now(UTC) < last + dt.timedelta(seconds=10) or participants.is_alive():
+                return False
+            runs = self.api.dag_runs(campaign.id)
+            return bool(runs) and all(r["state"] in TERMINAL for r in runs) and self._every_stage_ran(campaign, runs)
+
+        self._poll(finished, every=5)
 
     @staticmethod
     def _every_stage_ran(campaign, runs: list[dict]) -> bool:
@@ -194,30 +214,35 @@ class LiveReplay:
         """SIGKILL the first of ``candidates`` (worker names) seen running scoring instances, then restart the scheduler."""
         hostnames = {self.cluster.components[name].hostname: name for name in candidates}
         dag_id = f"{campaign_id}_scoring"
-        while not self.stop.is_set():
+
+        def step() -> bool:
             running = []
-            for run in self.api.pages(f"/api/v2/dags/{_quote(dag_id)}/dagRuns?state=running", "dag_runs"):
+            for run in self.api.pages(f"/api/v2/dags/~/dagRuns?dag_id_pattern={_quote(dag_id)}&state=running", "dag_runs"):
                 running += [ti for ti in self.api.task_instances(dag_id, run["dag_run_id"])
                             if ti["task_id"] in SCORING_TASKS and ti["state"] == "running" and ti.get("hostname") in hostnames]
-            if running:
-                hostname = running[0]["hostname"]
-                victims = [ti for ti in running if ti["hostname"] == hostname]
-                self.cluster.kill_worker(hostnames[hostname])
-                self.disturbance = Disturbance(hostnames[hostname], hostname, time.monotonic(), victims)
-                names = ", ".join(f"{ti['task_id']}[{ti['map_index']}]" for ti in victims)
-                self._say(f"killed {hostnames[hostname]} while it ran {names}")
-                self.cluster.restart("scheduler")
-                self.disturbance.scheduler_restarted = True
-                return
-            self.stop.wait(1)
+            if not running:
+                return False
+            hostname = running[0]["hostname"]
+            victims = [ti for ti in running if ti["hostname"] == hostname]
+            self.cluster.kill_worker(hostnames[hostname])
+            self.disturbance = Disturbance(hostnames[hostname], hostname, time.monotonic(), victims)
+            names = ", ".join(f"{ti['task_id']}[{ti['map_index']}]" for ti in victims)
+            self._say(f"killed {hostnames[hostname]} while it ran {names}")
+            self.cluster.restart("scheduler")
+            self.disturbance.scheduler_restarted = True
+            return True
+
+        self._poll(step, every=1)
 
     # --- the organizer ---------------------------------------------------------------------------------
 
     def _approve_results(self) -> None:
         """Approve every pending publication through PATCH .../hitlDetails, as the UI's Approve button does."""
-        while not self.stop.is_set():
+        def step() -> bool:
             for detail in self.api.pending_approvals():
                 answer = self.api.answer(detail, "Approve")
                 self.approvals.append({"task_instance": detail["task_instance"], "answer": answer})
                 self._say(f"organizer: approved {detail['task_instance']['dag_id']} / {detail['task_instance']['task_id']} through the REST API")
-            self.stop.wait(3)
+            return False
+
+        self._poll(step, every=3)
