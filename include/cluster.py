@@ -43,6 +43,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -262,6 +263,7 @@ class Component:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     hostname: str | None = None
+    down_on_purpose: bool = False  # killed or being restarted: not an error
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -302,6 +304,7 @@ class LocalCluster:
         self._s3_server = self._smtp = None
         self._stopped = False
         self._api = None
+        self._launcher: ThreadPoolExecutor | None = None
 
     # --- start -----------------------------------------------------------------------------------------
 
@@ -383,11 +386,17 @@ class LocalCluster:
         return Component(name, args, env, hostname=hostname)
 
     def _launch(self, component: Component) -> None:
+        """Start a component from the launcher thread: it lives as long as the cluster, so the parent-death
+        signal (sent when the thread that started a process ends) comes only when the cluster's process dies."""
+        if self._launcher is None:
+            self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-launcher")
+        self._launcher.submit(self._popen, component).result(timeout=60)
+
+    def _popen(self, component: Component) -> None:
         component.log_path = self.workdir / "logs" / f"{component.name}.log"
-        handle = component.log_path.open("ab")
-        component.process = subprocess.Popen([self._airflow(), *component.args], env={**self.env, **component.env}, cwd=str(self.workdir),
-                                             stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        handle.close()
+        with component.log_path.open("ab") as handle:
+            component.process = subprocess.Popen([self._airflow(), *component.args], env={**self.env, **component.env}, cwd=str(self.workdir),
+                                                 stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
     @staticmethod
     def _airflow() -> str:
@@ -414,8 +423,8 @@ class LocalCluster:
     # --- watch and disturb ------------------------------------------------------------------------------
 
     def check_alive(self) -> None:
-        for component in self.components.values():
-            if component.process is not None and not component.alive():
+        for component in list(self.components.values()):
+            if component.process is not None and not component.down_on_purpose and not component.alive():
                 raise ClusterError(f"{component.name} exited with code {component.process.returncode}; see {component.log_path}:\n{_tail(component.log_path)}")
 
     def workers(self, queue: str | None = None) -> list[Component]:
@@ -447,7 +456,10 @@ class LocalCluster:
     def kill_worker(self, name: str) -> None:
         """SIGKILL to a worker and every task process it runs, as when its machine dies; it stays down."""
         component = self.components[name]
+        component.down_on_purpose = True
+        tree = _descendants(component.process.pid)  # task processes run in process groups of their own
         os.killpg(component.process.pid, signal.SIGKILL)
+        _kill_all(tree)
         component.process.wait(timeout=30)
         component.process = None
         self.say(f"cluster {self.run_id}: killed {name} ({component.hostname}) with SIGKILL")
@@ -455,8 +467,12 @@ class LocalCluster:
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Stop a component gracefully (SIGTERM, bounded) and start it again."""
         component = self.components[name]
-        self._terminate(component, timeout)
-        self._launch(component)
+        component.down_on_purpose = True
+        try:
+            self._terminate(component, timeout)
+            self._launch(component)
+        finally:
+            component.down_on_purpose = False
         self.say(f"cluster {self.run_id}: restarted {name}")
 
     # --- stop -------------------------------------------------------------------------------------------
@@ -472,6 +488,8 @@ class LocalCluster:
                 action()
             except Exception as exc:  # noqa: BLE001 (report and go on: the other clean-ups must still run)
                 self.say(f"cluster {self.run_id}: clean-up step {action.__qualname__} failed: {exc}")
+        if self._launcher is not None:
+            self._launcher.shutdown(wait=False)
         if self._smtp is not None:
             self._smtp.stop()
         if self._s3_server is not None:
@@ -486,6 +504,7 @@ class LocalCluster:
     def _terminate_all(components: list[Component], timeout: float) -> None:
         """SIGTERM to every process group at once, SIGKILL to what is still there after ``timeout``."""
         running = [c.process for c in components if c.process is not None and c.process.poll() is None]
+        tree = [child for process in running for child in _descendants(process.pid)]
         for process in running:
             _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -497,6 +516,27 @@ class LocalCluster:
                 process.wait(timeout=30)
         for process in running:  # forked task processes left behind by a component that stopped first
             _signal_group(process.pid, signal.SIGKILL)
+        _kill_all(tree)
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _kill_all(processes: list) -> None:
+    """SIGKILL every process of a snapshot that still runs (psutil checks it is the same process)."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
 
 
 def _signal_group(pid: int, sig: int) -> None:
