@@ -118,11 +118,18 @@ class MetadataDatabase:
         finally:
             connection.close()
 
-    def _start_embedded(self) -> str:
+    def _start_embedded(self, attempts: int = 3) -> str:
+        """pgserver's own wait for ``pg_ctl start`` is 10 s, short on a busy machine: ask again (bounded)."""
         import pgserver
 
-        self.embedded = pgserver.get_server(str(self.workdir / "pgdata"), cleanup_mode="stop")
-        return self.embedded.get_uri("postgres")
+        for attempt in range(1, attempts + 1):
+            try:
+                self.embedded = pgserver.get_server(str(self.workdir / "pgdata"), cleanup_mode="stop")
+                return self.embedded.get_uri("postgres")
+            except subprocess.TimeoutExpired:
+                if attempt == attempts:
+                    raise ClusterError(f"the embedded PostgreSQL (pgserver) did not start in {attempts} attempts; see {self.workdir / 'pgdata'}") from None
+        raise AssertionError("unreachable")
 
 
 def _postgres_answers(url: str) -> bool:

