@@ -13,6 +13,7 @@ organizer re-scoring by hand would:
    so the scoring DAG batches them (docs/scoring-batches.md); printed: the instances and the time.
 
     python benchmarks/cluster_scoring.py [--runs 300] [--images 500] [--concurrency 2] [--large-runs 5000] [--skip-large]
+                                         [--max-instances N]   # CLEF_SCORING_MAX_INSTANCES (default 256)
 """
 from __future__ import annotations
 
@@ -150,6 +151,7 @@ def main() -> int:
     parser.add_argument("--large-images", type=int, default=20)
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800, help="bound on each scoring, seconds")
+    parser.add_argument("--max-instances", type=int, help="CLEF_SCORING_MAX_INSTANCES for the cluster (default: the DAG's, 256)")
     args = parser.parse_args()
 
     from include.campaign.config import load_campaign
@@ -167,8 +169,9 @@ def main() -> int:
     validating, scoring = in_process_seconds(campaign.task(TASK), gold, manual, runs, work)
     print(f"baseline: {args.runs} runs x {args.images} images in this process: validation {validating:.1f} s + metrics {scoring:.1f} s = {validating + scoring:.1f} s", flush=True)
 
+    extra_env = {"CLEF_SCORING_MAX_INSTANCES": str(args.max_instances)} if args.max_instances else {}
     with LocalCluster(campaigns_dir=work / "campaigns", workdir=work / "cluster", default_workers=1, default_concurrency=args.concurrency,
-                      say=lambda line: print(line, flush=True)) as cluster:
+                      extra_env=extra_env, say=lambda line: print(line, flush=True)) as cluster:
         ctx = CampaignContext(campaign, ObjectStore(S3Settings(bucket=cluster.bucket, endpoint_url=cluster.s3_endpoint, access_key_id=DEMO_ACCESS_KEY,
                                                                secret_access_key=DEMO_SECRET_KEY)), SmtpSettings(host="127.0.0.1", port=9))
         stage(ctx, gold, manual, runs)
@@ -195,7 +198,7 @@ def main() -> int:
             version = scoring_module.latest_version(ctx, TASK)
             evaluation = scoring_module.read_evaluation(ctx, TASK, version)
             print(f"  {args.large_runs} runs x {args.large_images} images (staged in {staged:.0f} s): {seconds:.1f} s wall-clock with 2 default workers, "
-                  f"{len(scored)} scoring instances (max_map_length 1024), evaluation {version}: {len(evaluation['runs'])} runs, "
+                  f"{len(scored)} scoring instances (max_map_length 1024, instance limit {args.max_instances or 256}), evaluation {version}: {len(evaluation['runs'])} runs, "
                   f"{len(evaluation['missing'])} missing", flush=True)
             if len(evaluation["runs"]) != args.large_runs or evaluation["missing"]:
                 print("the large task was not scored completely", file=sys.stderr)

@@ -312,10 +312,12 @@ class LocalCluster:
         self._stopped = False
         self._api = None
         self._launcher: ThreadPoolExecutor | None = None
+        self._restore_sigterm = None
 
     # --- start -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> "LocalCluster":
+        self._on_sigterm_stop()
         try:
             self.start()
         except BaseException:
@@ -325,6 +327,18 @@ class LocalCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _on_sigterm_stop(self) -> None:
+        """In the main thread, SIGTERM raises SystemExit: the ``with`` block ends and :meth:`stop` cleans up."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_DFL, None):
+            def terminate(signum, frame):
+                raise SystemExit(128 + signum)
+
+            signal.signal(signal.SIGTERM, terminate)
+            self._restore_sigterm = previous
 
     def start(self, timeout: float = 300.0) -> None:
         from include.devstack import DEMO_ACCESS_KEY, MailRecorder, create_bucket, s3_connection_json, smtp_connection_json, start_s3_server, start_smtp_server
@@ -497,6 +511,8 @@ class LocalCluster:
                 self.say(f"cluster {self.run_id}: clean-up step {action.__qualname__} failed: {exc}")
         if self._launcher is not None:
             self._launcher.shutdown(wait=False)
+        if self._restore_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._restore_sigterm)
         if self._smtp is not None:
             self._smtp.stop()
         if self._s3_server is not None:
@@ -588,24 +604,23 @@ def main(argv: list[str] | None = None) -> int:
         campaigns_dir = write_demo_campaign(Path(args.campaign), workdir / "campaigns", start, args.minutes_apart * 60).parent
     cluster = LocalCluster(campaigns_dir=campaigns_dir, workdir=workdir, default_workers=args.default_workers, default_concurrency=args.concurrency,
                            paused_at_creation=args.no_demo, mail_dir=workdir / "mail", say=lambda line: print(line, flush=True))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     stop = threading.Event()
     try:
-        cluster.start()
-        if campaigns_dir is not None:
-            _play_demo(cluster, campaigns_dir, stop)
-        while True:
-            cluster.check_alive()
-            time.sleep(2)
+        with cluster:  # SIGTERM and Ctrl-C end the block: every process stops, the database and keys go
+            if campaigns_dir is not None:
+                _play_demo(cluster, campaigns_dir, stop)
+            print(f"mail lands in {workdir / 'mail'}. Ctrl-C stops everything.", flush=True)
+            while True:
+                cluster.check_alive()
+                time.sleep(2)
     except KeyboardInterrupt:
-        print("\nStopping the cluster...", flush=True)
+        print("\nStopped the cluster.", flush=True)
         return 0
     except ClusterError as exc:
         print(exc, file=sys.stderr)
         return 1
     finally:
         stop.set()
-        cluster.stop()
 
 
 def _play_demo(cluster: LocalCluster, campaigns_dir: Path, stop: threading.Event) -> None:
