@@ -100,10 +100,11 @@ def score_through_the_cluster(cluster, reason: str, timeout: float) -> tuple[flo
 
     api = ClusterApi(cluster.api)
     started = time.monotonic()
-    run = cluster.api.trigger("bench_scoring", {"task": TASK, "teams": [], "runs": [], "reason": reason})
+    run_id = f"benchmark__{int(time.time())}"
+    cluster.api.trigger("bench_scoring", {"task": TASK, "teams": [], "runs": [], "reason": reason}, run_id=run_id)
     while True:
         cluster.check_alive()
-        state = cluster.api._request("GET", f"/api/v2/dags/bench_scoring/dagRuns/{run['dag_run_id']}")["state"]
+        state = api.get(f"/api/v2/dags/bench_scoring/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             break
         if time.monotonic() - started > timeout:
@@ -112,7 +113,7 @@ def score_through_the_cluster(cluster, reason: str, timeout: float) -> tuple[flo
     seconds = time.monotonic() - started
     if state != "success":
         raise RuntimeError(f"bench_scoring ended {state}; logs in {cluster.workdir / 'logs'}")
-    return seconds, api.task_instances("bench_scoring", run["dag_run_id"])
+    return seconds, api.task_instances("bench_scoring", run_id)
 
 
 def in_process_seconds(task, gold: bytes, manual: bytes, runs: list[bytes], work: Path) -> tuple[float, float]:

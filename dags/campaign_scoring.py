@@ -1,6 +1,7 @@
 """Scoring DAGs: validate and score every collected run when a task's runs arrive, or by hand to re-score."""
 from __future__ import annotations
 
+import logging
 import os
 
 from airflow.sdk import DAG, AssetAny, Param, task
@@ -9,6 +10,7 @@ from dags.clef_dag_support.runtime import asset, asset_alias, campaign_context, 
 from include.metrics.registry import DEFAULT_QUEUE, MODELS_QUEUE
 
 AUTOMATIC_REASON = "runs collected at the deadline"
+log = logging.getLogger(__name__)
 
 
 def build_scoring_dag(campaign_file: str, campaign) -> DAG:
@@ -24,12 +26,15 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 2. `score_run` (mapped, labelled `task: team/run`) validates each run against its format and, when
    valid, scores it with the task's metrics; an invalid run gets its report and is not ranked, and
    never fails the DAG run. Runs of tasks with a metric that needs a model go to `score_run_models`
-   instead (planned by `plan_model_scoring`), on the `models` worker queue. Each has one instance per run, up to 256 instances
-   (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's `max_map_length`); with more runs, each
-   instance scores a batch of consecutive runs (docs/scoring-batches.md);
+   instead (planned by `plan_model_scoring`), on the `models` worker queue. Each has one instance
+   per run, up to 256 instances (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
+   `max_map_length`); with more runs, each instance scores a batch of consecutive runs
+   (docs/scoring-batches.md);
 3. `build_leaderboard` writes the evaluation with its lineage (run and gold sha256, metric code
    version, reason, who), the diff against the previous version, and the leaderboard exports
    (CSV, JSON, HTML, LaTeX), which stay private until `{campaign.id}_results` publishes them.
+   A run whose scoring instance failed is listed as *not scored* (with that reason): the
+   results approval names it, so you can re-score it first, and its team is told.
    After publication, teams whose numbers changed are told what changed and why.
 """
     alias = asset_alias(campaign.id, "leaderboard")
@@ -87,11 +92,18 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 
             ctx = campaign_context(campaign_file)
             summaries = _flatten(summaries) + _flatten(model_summaries)
+            # What was planned: a planned run without a summary had its scoring task die, and is named as such.
+            batches = (context["ti"].xcom_pull(task_ids="plan_scoring") or []) + (context["ti"].xcom_pull(task_ids="plan_scoring", key=MODELS_QUEUE) or [])
+            planned = [item for batch in batches for item in batch["runs"]]
             outcomes = []
             for request in scoring_requests(context):
                 version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
                 mine = [s for s in (summaries or []) if s and s.get("task") == request["task"]]
-                outcome = scoring.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"])
+                outcome = scoring.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"],
+                                           planned=[item for item in planned if item.get("task") == request["task"]])
+                if outcome["missing"]:
+                    log.warning("%s %s: %d collected run(s) have no score (%s); the results approval names them and their teams are told",
+                                request["task"], version, len(outcome["missing"]), ", ".join(outcome["missing"]))
                 outcome["notified"] = results.notify_rescore(ctx, request["task"], version, request["reason"])
                 context["outlet_events"][alias].add(asset(campaign.id, "leaderboard", request["task"]), extra={"task": request["task"], "version": version})
                 outcomes.append(outcome)

@@ -82,6 +82,7 @@ class MetadataDatabase:
         self.name, self.workdir = name, workdir
         self.server_url = server_url or os.environ.get("CLEF_CLUSTER_POSTGRES_URL") or DEFAULT_POSTGRES_URL
         self.embedded = None
+        self.embedded_dir: Path | None = None
         self.created = False
 
     def create(self) -> str:
@@ -106,6 +107,9 @@ class MetadataDatabase:
         if self.embedded is not None:
             self.embedded.cleanup()
             self.embedded = None
+        if self.embedded_dir is not None:
+            shutil.rmtree(self.embedded_dir, ignore_errors=True)
+            self.embedded_dir = None
 
     def _admin(self, statement: str) -> None:
         import psycopg2
@@ -120,15 +124,23 @@ class MetadataDatabase:
 
     def _start_embedded(self, attempts: int = 3) -> str:
         """pgserver's own wait for ``pg_ctl start`` is 10 s, short on a busy machine: ask again (bounded)."""
+        import logging
+
         import pgserver
 
+        logging.getLogger("pgserver").setLevel(logging.WARNING)  # its exit hook logs after pytest closed the streams
+        # Run as root, pgserver runs PostgreSQL as its own user, which must reach the data folder: a
+        # folder of its own under the system's temporary directory (not inside a private one, such as
+        # pytest's, which other sessions reset to mode 700). Removed by drop().
+        self.embedded_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-pg-"))
+        self.embedded_dir.chmod(0o755)
         for attempt in range(1, attempts + 1):
             try:
-                self.embedded = pgserver.get_server(str(self.workdir / "pgdata"), cleanup_mode="stop")
+                self.embedded = pgserver.get_server(str(self.embedded_dir / "pgdata"), cleanup_mode="stop")
                 return self.embedded.get_uri("postgres")
             except subprocess.TimeoutExpired:
                 if attempt == attempts:
-                    raise ClusterError(f"the embedded PostgreSQL (pgserver) did not start in {attempts} attempts; see {self.workdir / 'pgdata'}") from None
+                    raise ClusterError(f"the embedded PostgreSQL (pgserver) did not start in {attempts} attempts; see {self.embedded_dir}") from None
         raise AssertionError("unreachable")
 
 
@@ -464,12 +476,8 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
-            try:
-                self.api._request("GET", f"/api/v2/dags/{dag_id}")
+            if self.api._call(f"looking up DAG {dag_id}", "GET", f"/api/v2/dags/{dag_id}", accept=frozenset({404})) is not None:
                 return
-            except urllib.error.HTTPError as exc:
-                if exc.code != 404:
-                    raise
             if time.monotonic() > deadline:
                 raise ClusterError(f"DAG {dag_id} was not parsed within {timeout:.0f} s; see {self.workdir / 'logs' / 'dag-processor.log'}")
             time.sleep(2)
@@ -604,15 +612,18 @@ def main(argv: list[str] | None = None) -> int:
         campaigns_dir = write_demo_campaign(Path(args.campaign), workdir / "campaigns", start, args.minutes_apart * 60).parent
     cluster = LocalCluster(campaigns_dir=campaigns_dir, workdir=workdir, default_workers=args.default_workers, default_concurrency=args.concurrency,
                            paused_at_creation=args.no_demo, mail_dir=workdir / "mail", say=lambda line: print(line, flush=True))
-    stop = threading.Event()
+    from include.devstack import StandIns
+
+    stand_ins = StandIns()
     try:
         with cluster:  # SIGTERM and Ctrl-C end the block: every process stops, the database and keys go
             if campaigns_dir is not None:
-                _play_demo(cluster, campaigns_dir, stop)
+                _play_demo(cluster, campaigns_dir, stand_ins)
             print(f"mail lands in {workdir / 'mail'}. Ctrl-C stops everything.", flush=True)
-            while True:
+            while not stand_ins.failed.wait(2):
                 cluster.check_alive()
-                time.sleep(2)
+            print(f"demo stopped: {stand_ins.failure}", file=sys.stderr, flush=True)
+            return 2
     except KeyboardInterrupt:
         print("\nStopped the cluster.", flush=True)
         return 0
@@ -620,16 +631,16 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     finally:
-        stop.set()
+        stand_ins.stop.set()
 
 
-def _play_demo(cluster: LocalCluster, campaigns_dir: Path, stop: threading.Event) -> None:
+def _play_demo(cluster: LocalCluster, campaigns_dir: Path, stand_ins) -> None:
     from include.devstack import load_demo_data, start_live_demo
 
     demo_file = next(campaigns_dir.glob("*.yaml"))
     smtp_port = json.loads(cluster.env["AIRFLOW_CONN_SMTP_DEFAULT"])["port"]
     demo_ctx = load_demo_data(demo_file, cluster.s3_endpoint, cluster.bucket, smtp_port)
-    start_live_demo(demo_ctx, cluster.api_url, cluster.secrets.admin_password, stop)
+    start_live_demo(demo_ctx, cluster.api_url, cluster.secrets.admin_password, stand_ins)
 
 
 if __name__ == "__main__":

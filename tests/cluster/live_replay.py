@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import threading
 import time
-import urllib.error
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +45,14 @@ class ClusterApi:
     def __init__(self, api):
         self.api = api
 
+    def get(self, path: str) -> Any:
+        return self.api._call(f"GET {path}", "GET", path)
+
     def pages(self, path: str, key: str) -> list[dict]:
         items: list[dict] = []
         separator = "&" if "?" in path else "?"
         while True:
-            answer = self.api._request("GET", f"{path}{separator}limit=100&offset={len(items)}")
+            answer = self.get(f"{path}{separator}limit=100&offset={len(items)}")
             batch = answer.get(key, [])
             items += batch
             if not batch or len(items) >= answer.get("total_entries", 0):
@@ -69,10 +71,10 @@ class ClusterApi:
         ti = detail["task_instance"]
         path = (f"/api/v2/dags/{_quote(ti['dag_id'])}/dagRuns/{_quote(ti['dag_run_id'])}/taskInstances/"
                 f"{_quote(ti['task_id'])}/{ti['map_index']}/hitlDetails")
-        return self.api._request("PATCH", path, {"chosen_options": [option], "params_input": {}})
+        return self.api._call(f"answering {ti['dag_id']} {ti['task_id']}", "PATCH", path, {"chosen_options": [option], "params_input": {}})
 
     def hitl_detail(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict:
-        return self.api._request("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/{map_index}/hitlDetails")
+        return self.get(f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/{map_index}/hitlDetails")
 
 
 @dataclass
@@ -119,16 +121,17 @@ class LiveReplay:
         self.say(line)
 
     def run(self, kill_one_of: list[str], timeout: float) -> ReplayOutcome:
-        from include.devstack import load_demo_data
-        from include.demo.live import Participants
         from include.campaign import scoring
+        from include.demo.live import Organizer, Participants
+        from include.devstack import load_demo_data
 
         started = time.monotonic()
         smtp_port = int(json.loads(self.cluster.env["AIRFLOW_CONN_SMTP_DEFAULT"])["port"])
         ctx, demo = load_demo_data(self.demo_file, self.cluster.s3_endpoint, self.cluster.bucket, smtp_port)
         campaign = ctx.campaign
         threads = [
-            threading.Thread(target=self._guard(Participants(ctx, demo, self.cluster.api, self._say).play), name="participants", daemon=True),
+            threading.Thread(target=self._guard(Participants(ctx, demo, self._say).play), name="participants", daemon=True),
+            threading.Thread(target=self._guard(Organizer(ctx, demo, self.cluster.api, self._say).play), name="organizer", daemon=True),
             threading.Thread(target=self._guard(lambda: self._kill_during_scoring(campaign.id, kill_one_of)), name="kill", daemon=True),
             threading.Thread(target=self._guard(self._approve_results), name="approve", daemon=True),
         ]
@@ -170,17 +173,11 @@ class LiveReplay:
         return guarded
 
     def _poll(self, step: Callable[[], bool], every: float) -> None:
-        """Call ``step`` every ``every`` seconds until it returns True or the replay stops. A busy
-        api-server (a timeout, a 5xx) is asked again at the next step; other answers are errors."""
+        """Call ``step`` every ``every`` seconds until it returns True or the replay stops (the API
+        client retries a busy api-server itself; what still fails is an error)."""
         while not self.stop.is_set():
-            try:
-                if step():
-                    return
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500:
-                    raise
-            except (urllib.error.URLError, TimeoutError, ConnectionError):
-                pass
+            if step():
+                return
             self.stop.wait(every)
 
     # --- the end ---------------------------------------------------------------------------------------
