@@ -10,7 +10,7 @@ WORDNET := $(NLTK_DATA)/corpora/wordnet/lexnames
 export NLTK_DATA
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: test demo venv wordnet benchmarks clean-demo
+.PHONY: test cluster-test demo venv wordnet benchmarks clean-demo
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ $(WORDNET): scripts/install_wordnet.sh
 
 test: $(STAMP) $(WORDNET)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The distributed engine for real (include/cluster.py): about ten minutes; also part of `make test`.
+cluster-test: $(STAMP) $(WORDNET)
+	$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 demo: $(STAMP) $(WORDNET)
 	$(BIN)/python -m include.devstack
