@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     args = parser.parse_args(argv)
 
+    # `kill` and `timeout` send SIGTERM: stop as on Ctrl-C, so that Airflow and PostgreSQL stop too.
+    signal.signal(signal.SIGTERM, _interrupt)
     demo_dir = args.demo_dir.resolve()
     try:
         fresh_demo_dir(demo_dir)  # each demo starts from nothing: the S3 server is in memory too
@@ -304,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         s3_server.stop()
         if database is not None:
             database.cleanup()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 DEMO_DIR_MARKER = ".clef-demo"

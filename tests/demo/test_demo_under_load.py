@@ -3,7 +3,7 @@
 ``make demo`` twice lost its participants to one SQLite lock on a 2-core machine. This runs the same
 stack (``python -m include.devstack``: moto, SMTP, Airflow standalone on the embedded PostgreSQL, the
 stand-in participants and organizer) with a campaign cut down to two tasks (one needs signed
-agreements, so the organizer's approvals go through the REST API), milestones 15 s apart, while
+agreements, so the organizer's approvals go through the REST API), milestones 30 s apart, while
 one busy-looping process per CPU keeps the machine loaded. It passes when ``approve_publication``
 waits for the organizer, every collected run of both tasks is in the latest evaluation with none
 missing, and no stand-in failed. Every wait is bounded; everything started is stopped.
@@ -68,10 +68,10 @@ class Demo:
 
     def __init__(self, campaign: Path, demo_dir: Path):
         self.ui_port, self.s3_port = free_port(), free_port()
-        self.output = demo_dir.parent / "devstack.out"
+        self.output, self.demo_dir = demo_dir.parent / "devstack.out", demo_dir
         env = dict(os.environ, CLEF_DEMO_UI_PORT=str(self.ui_port), PYTHONPATH=str(PROJECT_ROOT))
-        command = [sys.executable, "-m", "include.devstack", "--campaign", str(campaign), "--minutes-apart", "0.25", "--start-in", "90",
-                   "--scoring-minutes", "0.5", "--demo-dir", str(demo_dir), "--s3-port", str(self.s3_port)]
+        command = [sys.executable, "-m", "include.devstack", "--campaign", str(campaign), "--minutes-apart", "0.5", "--start-in", "75",
+                   "--scoring-minutes", "0", "--demo-dir", str(demo_dir), "--s3-port", str(self.s3_port)]
         self.process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=self.output.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def text(self) -> str:
@@ -85,20 +85,44 @@ class Demo:
         match = re.search(r"airflow standalone: process group (\d+)", self.text())
         return int(match.group(1)) if match else None
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """SIGTERM (what `kill` and `timeout` send), as a user would; returns what it left running."""
         group = self.airflow_group()
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.terminate()
             try:
-                self.process.wait(timeout=90)
+                self.process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
-        if group is not None:
+        left = [f"airflow process group {group}"] if group is not None and _group_alive(group) else []
+        left += [f"postgres {pid}" for pid in _postgres_pids(self.demo_dir)]
+        if group is not None and _group_alive(group):
+            os.killpg(group, signal.SIGKILL)
+        for pid in _postgres_pids(self.demo_dir):
+            os.kill(pid, signal.SIGTERM)
+        return left
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _postgres_pids(demo_dir: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                os.killpg(group, signal.SIGKILL)  # only if Ctrl-C left it behind
-            except ProcessLookupError:
-                pass
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if command and command[0].endswith(b"/postgres") and str(demo_dir / "postgres").encode() in command:
+                pids.append(int(entry.name))
+    return pids
 
 
 def api_get(ui: str, token: str, path: str) -> dict:
@@ -164,4 +188,5 @@ def test_the_demo_reaches_the_results_approval_with_every_run_on_a_loaded_machin
             assert evaluation["missing"] == [], task_id
         print(f"results approval reached after {elapsed:.0f} s with {loaded_machine} busy processes", file=sys.stderr)
     finally:
-        demo.stop()
+        left = demo.stop()
+    assert not left, f"SIGTERM left {left} running"
