@@ -206,6 +206,21 @@ def wait_for_password(airflow_home: Path, timeout: float = 180.0) -> str | None:
     return None
 
 
+def wait_for_api(ui: str, timeout: float = 300.0) -> bool:
+    """True once the API server answers ``/api/v2/version`` (it starts after the password file is
+    written, and on a busy machine well after the scheduler)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{ui}/api/v2/version", timeout=10):
+                return True
+        except OSError:  # refused while starting, or an HTTP error
+            time.sleep(2)
+    return False
+
+
 def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", step_seconds: float, scoring_minutes: float = 4) -> Path:
     """A copy of ``source`` whose milestones are ``step_seconds`` apart from ``start`` (intake every minute),
     with ``scoring_minutes`` more between the run deadline and the results."""
@@ -293,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         if demo_ctx is not None:
             if not password:
                 print(f"demo stopped: Airflow wrote no admin password within 180 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
+                return 1
+            if not wait_for_api(ui):
+                print(f"demo stopped: the Airflow API at {ui} did not answer within 300 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
                 return 1
             start_live_demo(demo_ctx, ui, password, stand_ins)
         return supervise(airflow, stand_ins, demo_dir / "airflow-standalone.log")

@@ -70,7 +70,7 @@ class Demo:
         self.ui_port, self.s3_port = free_port(), free_port()
         self.output, self.demo_dir = demo_dir.parent / "devstack.out", demo_dir
         env = dict(os.environ, CLEF_DEMO_UI_PORT=str(self.ui_port), PYTHONPATH=str(PROJECT_ROOT))
-        command = [sys.executable, "-m", "include.devstack", "--campaign", str(campaign), "--minutes-apart", "0.5", "--start-in", "75",
+        command = [sys.executable, "-m", "include.devstack", "--campaign", str(campaign), "--minutes-apart", "0.5", "--start-in", "150",
                    "--scoring-minutes", "0", "--demo-dir", str(demo_dir), "--s3-port", str(self.s3_port)]
         self.process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=self.output.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
