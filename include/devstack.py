@@ -173,6 +173,9 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             # a few task processes at a time: more only thrash a small machine (each imports pandas and GX)
             "AIRFLOW__CORE__PARALLELISM": env.get("CLEF_DEMO_PARALLELISM", "4"),
             "AIRFLOW__API__PORT": env.get("CLEF_DEMO_UI_PORT", "8080"),
+            # on a busy 2-core machine the one API server answers task processes slowly: 5 s (the
+            # default) failed tasks before they started; retries (5, backoff) stay Airflow's
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": env.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "30"),
             # task processes report back to the API server: it listens on loopback at the port above
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{env.get('CLEF_DEMO_UI_PORT', '8080')}/execution/",
             "AIRFLOW_CONN_CLEF_S3": s3_json,
