@@ -420,15 +420,27 @@ def supervise(airflow: subprocess.Popen, stand_ins: StandIns, log_path: Path, po
 
 
 def stop_process_group(process: subprocess.Popen, grace_seconds: float = 30) -> None:
-    """SIGTERM to the process's group (airflow standalone and its components), SIGKILL after ``grace_seconds``."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
+    """SIGTERM to the process's group (airflow standalone and its components); whatever of the group
+    is still there ``grace_seconds`` later gets SIGKILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        try:
+            process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+    if _group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace_seconds)
+    process.wait(timeout=grace_seconds)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _without_password(url: str) -> str:
