@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import io
 import json
 import logging
 import math
@@ -40,12 +41,11 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
 
 from include.campaign import leaderboard as leaderboards
 from include.campaign.config import Task
 from include.campaign.layout import segment
-from include.campaign.store import StoreError, dump_json
+from include.campaign.store import dump_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -56,9 +56,11 @@ LEADERBOARD_EXPORTS = {
     "json": ("leaderboard.json", "application/json"),
     "html": ("leaderboard.html", "text/html; charset=utf-8"),
     "latex": ("leaderboard.tex", "application/x-tex; charset=utf-8"),
+    "figure_pdf": (leaderboards.FIGURE_PDF, "application/pdf"),
 }
 # What a run's summary holds (extra keys a caller adds, e.g. for XCom labels, are not kept).
-SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in", "files")
+SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in", "files",
+                "per_item_sha256")
 # Scores closer than this are the same score: re-running identical code must not report a change.
 SCORE_TOLERANCE = 1e-12
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
@@ -86,18 +88,9 @@ class RunEvaluation:
 
 
 def task_metric_options(task: Task) -> dict[str, Any]:
-    """The task's metric options as one flat mapping for ``score_run``.
-
-    The campaign file may group options by metric (``{concept_f1: {concept_case_sensitive: true}}``)
-    or give option names directly; both are accepted.
-    """
-    options: dict[str, Any] = {}
-    for key, value in task.metric_options.items():
-        if key in task.metrics and isinstance(value, Mapping):
-            options.update(value)
-        else:
-            options[key] = value
-    return options
+    """The task's ``metric_options`` as written: option names flat (for every metric that reads
+    them) or grouped under a metric name (for that metric only); ``include.metrics`` resolves them."""
+    return dict(task.metric_options)
 
 
 def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
@@ -109,7 +102,7 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     from include.metrics import resolve_options, score_run
 
     try:
-        resolve_options(task.run_format, task_metric_options(task))
+        resolve_options(task.run_format, task_metric_options(task), task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
     try:
@@ -294,16 +287,7 @@ def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: s
 
 def versions(ctx, task_id: str) -> list[str]:
     """Every allocated version of the task, oldest first."""
-    prefix = ctx.layout.evaluations(task_id)
-    names = []
-    try:
-        for page in ctx.store.client.get_paginator("list_objects_v2").paginate(Bucket=ctx.store.bucket, Prefix=prefix, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(prefix):].rstrip("/")
-                if VERSION_NAME.match(name):
-                    names.append(name)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"cannot list s3://{ctx.store.bucket}/{prefix}: {exc}") from None
+    names = [name for name in ctx.store.list_folders(ctx.layout.evaluations(task_id)) if VERSION_NAME.match(name)]
     return sorted(names, key=lambda name: int(VERSION_NAME.match(name).group(1)))
 
 
@@ -388,16 +372,7 @@ def _gold_for_version(ctx, task_id: str, version: str) -> GoldCopy:
 
 def download_with_sha256(store, key: str, path: Path) -> str:
     """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
-    digest = hashlib.sha256()
-    try:
-        body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
-        with open(path, "wb") as handle:
-            for chunk in iter(lambda: body.read(1024 * 1024), b""):
-                digest.update(chunk)
-                handle.write(chunk)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"cannot read s3://{store.bucket}/{key}: {exc}") from None
-    return digest.hexdigest()
+    return store.download_with_sha256(key, path)
 
 
 def _validation_limits(ctx, task: Task):
@@ -443,16 +418,25 @@ def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation:
     }
     if evaluation.results:
         objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
+        summary["per_item_sha256"] = hashlib.sha256(objects["per_item.csv"][0]).hexdigest()
     prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
     for name, (data, content_type) in objects.items():
         ctx.store.put_bytes(prefix + name, data, content_type=content_type)
 
 
 def per_item_csv(results: Mapping[str, Any]) -> str:
-    """Per-item scores of every metric that has them, one row per item, one column per metric."""
+    """Per-item scores of every metric that has them, one row per item, one column per metric.
+
+    A corpus-level metric (kappa, pooled Jaccard, WER) also gets one ``metric:component`` column per
+    item component its value is made of, so significance tests can resample items.
+    """
     import pandas as pd
 
     columns = {name: result.per_item for name, result in results.items() if result.per_item is not None}
+    for name, result in results.items():  # corpus-level metrics: their additive components (statistics.py)
+        components = getattr(result, "components", None)
+        for component in ([] if components is None else components.columns):
+            columns[f"{name}:{component}"] = components[component]
     if not columns:
         return "item\n"
     table = pd.concat({name: series.groupby(level=0).first() for name, series in columns.items()}, axis=1)
@@ -464,10 +448,13 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
 # --- finalizing a version ----------------------------------------------------------------------------
 
 
-def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str) -> dict:
+def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str,
+             planned: Iterable[Mapping[str, Any]] | None = None) -> dict:
     """Complete the version: carry unchanged runs forward, write evaluation, diff, leaderboard, lineage.
 
-    Idempotent: a complete version is returned as it was, never rewritten.
+    ``planned`` are the runs this version set out to score: one without a summary had its scoring
+    task die, and is listed under ``missing`` with that reason (results name it to the organizer and
+    tell its team). Idempotent: a complete version is returned as it was, never rewritten.
     """
     task = _task(ctx, task_id)
     allocation = _version_record(ctx, task_id, version)
@@ -475,19 +462,25 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
     if is_complete(ctx, task_id, version):
         return _outcome(ctx, task_id, version, ctx.store.get_json(base + EVALUATION_FILE), ctx.store.get_json(base + DIFF_FILE))
     previous = latest_version(ctx, task_id, before=version)
-    previous_runs = {(r["team"], r["run"]): r for r in read_evaluation(ctx, task_id, previous)["runs"]} if previous else {}
+    previous_evaluation = read_evaluation(ctx, task_id, previous) if previous else {"runs": [], "missing": []}
+    previous_runs = {(r["team"], r["run"]): r for r in previous_evaluation["runs"]}
     scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in summaries
               if isinstance(s, Mapping) and s.get("team") and s.get("scored_in") == version}
-    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs)
+    previous_missing = {(m["team"], m["run"]): m for m in previous_evaluation.get("missing") or []}
+    planned_keys = {(p["team"], p["run"]) for p in planned or [] if isinstance(p, Mapping) and p.get("team")}
+    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs,
+                                       planned_keys, previous_missing)
     evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
     board = leaderboards.build(task, runs, metric_specs(task), version=version)
+    leaderboards.add_statistics(board, read_item_tables(ctx, board, runs), metric_specs(task))
+    evaluation["statistics"] = board.statistics
     previous_board = read_leaderboard(ctx, task_id, previous) if previous else None
     diff = diff_evaluations(list(previous_runs.values()), runs, previous_board, board.to_dict())
     diff.update({"task": task_id, "version": version, "previous_version": previous, "reason": allocation.get("reason") or reason})
     ctx.store.put_json(base + EVALUATION_FILE, evaluation)
     ctx.store.put_json(base + DIFF_FILE, diff)
     write_leaderboard(ctx, task_id, version, board)
-    lineage = _lineage(ctx, task, version, previous, allocation, runs, missing, reason, triggered_by)
+    lineage = _lineage(ctx, task, version, previous, allocation, runs, missing, reason, triggered_by, board.statistics)
     ctx.store.create_json_once(base + LINEAGE_FILE, lineage)
     return _outcome(ctx, task_id, version, evaluation, diff)
 
@@ -498,11 +491,14 @@ def metric_specs(task: Task) -> list:
     return [METRICS[name] for name in task.metrics]
 
 
-def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict) -> tuple[list[dict], list[dict]]:
+def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict,
+                       planned: set | frozenset = frozenset(), previous_missing: dict | None = None) -> tuple[list[dict], list[dict]]:
     """Every collected run: scored now, carried forward unchanged from the previous version, or missing.
 
     A carried run keeps ``scored_in`` and ``files``: its reports and per-item scores stay in the
-    (immutable) version that scored it, so a re-score of one team among 300 copies nothing.
+    (immutable) version that scored it, so a re-score of one team among 300 copies nothing. A
+    missing run says why (its scoring task died, it was never scored, it changed since) and since
+    which version it has been missing.
     """
     runs: list[dict] = []
     missing: list[dict] = []
@@ -514,12 +510,27 @@ def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: 
             runs.append(scored[key])
             continue
         earlier = previous_runs.get(key)
-        if earlier and earlier.get("sha256") == collected[key].get("sha256"):
+        # A run this version set out to (re-)score keeps no older score when its task died: the
+        # re-score had a reason (new gold, a metric fix) that may make the older score wrong.
+        if earlier and key not in planned and earlier.get("sha256") == collected[key].get("sha256"):
             runs.append(earlier)
         else:
-            why = "never scored" if not earlier else f"the collected run changed after {earlier['scored_in']} scored it"
-            missing.append({"team": key[0], "run": key[1], "reason": f"{why}; score it to include it"})
+            missing.append({"team": key[0], "run": key[1], **_why_missing(key, version, earlier, planned, (previous_missing or {}).get(key))})
     return runs, missing
+
+
+FAILED_TASK_REASON = "its scoring stopped before it produced a score (a failure on the organizers' side, not a verdict on the run)"
+
+
+def _why_missing(key: tuple[str, str], version: str, earlier: Mapping | None, planned: set | frozenset, before: Mapping | None) -> dict:
+    """``reason`` (told to the team as is) and ``since`` (the first version the run was missing from)."""
+    if key in planned:
+        return {"reason": FAILED_TASK_REASON, "since": version, "scoring_task_failed": True}
+    if before:  # still missing since an earlier version, for the reason given then
+        return {k: before[k] for k in ("reason", "since", "scoring_task_failed") if k in before}
+    if earlier:
+        return {"reason": f"the collected run changed after {earlier['scored_in']} scored it, and it was not scored again", "since": version}
+    return {"reason": "it was collected but has not been scored yet", "since": version}
 
 
 def read_evaluation(ctx, task_id: str, version: str) -> dict:
@@ -532,17 +543,30 @@ def read_leaderboard(ctx, task_id: str, version: str) -> dict:
 
 def write_leaderboard(ctx, task_id: str, version: str, board: leaderboards.Leaderboard) -> dict[str, str]:
     prefix = ctx.layout.leaderboards(task_id, version)
-    texts = {"csv": board.to_csv(), "json": board.to_json(), "html": board.to_html(), "latex": board.to_latex()}
     keys = {}
-    for export, text in texts.items():
+    for export, data in board.exports().items():
         name, content_type = LEADERBOARD_EXPORTS[export]
-        ctx.store.put_bytes(prefix + name, text.encode("utf-8"), content_type=content_type)
+        ctx.store.put_bytes(prefix + name, data, content_type=content_type)
         keys[export] = prefix + name
     return keys
 
 
+def read_item_tables(ctx, board: leaderboards.Leaderboard, runs: list[dict]) -> dict[tuple[str, str], Any]:
+    """The per-item tables (pandas, index = item id) of the ranked runs, from the versions that scored them."""
+    import pandas as pd
+
+    by_key = {(r["team"], r["run"]): r for r in runs}
+    tables = {}
+    for row in board.ranked:
+        prefix = by_key.get((row.team, row.run), {}).get("files")
+        if prefix and ctx.store.exists(prefix + "per_item.csv"):
+            data = ctx.store.get_bytes(prefix + "per_item.csv")
+            tables[(row.team, row.run)] = pd.read_csv(io.BytesIO(data), index_col="item", dtype={"item": str})
+    return tables
+
+
 def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: dict, runs: list[dict],
-             missing: list[dict], reason: str, triggered_by: str) -> dict:
+             missing: list[dict], reason: str, triggered_by: str, board_statistics: dict | None = None) -> dict:
     from include.metrics import resolve_options
 
     gold = gold_copy(ctx, task.id)
@@ -559,10 +583,12 @@ def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: di
              "needs_model": spec.needs_model, "code_version": code_version()}
             for spec in metric_specs(task)
         ],
-        "metric_options": resolve_options(task.run_format, task_metric_options(task)),
+        "metric_options": resolve_options(task.run_format, task_metric_options(task), task.metrics),
         "gold": {"prefix": ctx.layout.gold(task.id, "test"), "fingerprint": gold.fingerprint, "files": gold.files},
-        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint")} for r in runs],
+        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint",
+                                        "per_item_sha256")} for r in runs],
         "missing": missing, "warnings": warnings,
+        "statistics": board_statistics,
     }
 
 
