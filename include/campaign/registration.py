@@ -33,6 +33,7 @@ import jsonschema
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
+from include.campaign import confirmation
 from include.campaign.context import CampaignContext
 from include.campaign.layout import SPLITS, UnsafeKeyError, segment
 from include.campaign.release import release_records, send_released_data
@@ -227,15 +228,12 @@ def _outside_window(ctx: CampaignContext, task_id: str, received_at: datetime) -
 def intake(ctx: CampaignContext) -> dict[str, Any]:
     """Handle every document in the inbox; see the module docstring."""
     notices = Notices(ctx)
-    accepted, rejected = [], []
+    accepted, rejected, awaiting = [], [], []
     for document in inbox_documents(ctx):
         outcome = _take_in(ctx, document, notices)
-        if outcome["status"] == "accepted":
-            accepted.append(outcome)
-        else:
-            rejected.append(outcome)
+        {"accepted": accepted, "awaiting confirmation": awaiting}.get(outcome["status"], rejected).append(outcome)
     notices.raise_if_failed("registration intake")
-    return {"accepted": accepted, "rejected": rejected, "mail": notices.summary()}
+    return {"accepted": accepted, "rejected": rejected, "awaiting_confirmation": awaiting, "mail": notices.summary()}
 
 
 def _take_in(ctx: CampaignContext, document: InboxDocument, notices: Notices) -> dict[str, Any]:
@@ -248,6 +246,12 @@ def _take_in(ctx: CampaignContext, document: InboxDocument, notices: Notices) ->
     open_tasks = [task_id for task_id in ctx.campaign.task_ids if task_id in fields["tasks"] and task_id not in refused]
     if not open_tasks:
         return _reject(ctx, document, raw, list(refused.values()), reading.contact_email, notices)
+    # Proof of address (confirmation.py): no team is created or changed before the contact clicked.
+    waiting = confirmation.awaiting_confirmation(ctx, document.key, document.received_at, raw, reading.contact_email, open_tasks, notices)
+    if waiting == confirmation.EXPIRED:
+        return _reject(ctx, document, raw, [confirmation.EXPIRED_REASON], None, notices)
+    if waiting:
+        return {"status": "awaiting confirmation", "document": document.key, "tasks": open_tasks}
     failures_before = len(notices.failed)
     team = _record_team(ctx, fields, reading.contact_email, document, open_tasks, refused)
     records = release_records(ctx, team["tasks"])
@@ -272,8 +276,8 @@ def _reject(ctx: CampaignContext, document: InboxDocument, raw: bytes, reasons: 
     failures_before = len(notices.failed)
     if contact:
         notices.send(
-            "registration-rejected", document.document_id, contact,
-            document=document.name, received=describe_moment(campaign, document.received_at), reasons=reasons,
+            "registration-rejected", document.document_id, contact,  # the contact is unconfirmed: no text of the sender's
+            document=utc_stamp(document.received_at), received=describe_moment(campaign, document.received_at), reasons=confirmation.mail_safe_reasons(reasons),
             windows=[{"task": task, "opens": describe_moment(campaign, campaign.milestone_time("registration_opens", task.id)),
                       "closes": describe_moment(campaign, campaign.milestone_time("registration_closes", task.id))} for task in campaign.tasks],
         )
@@ -334,7 +338,8 @@ def _confirm(ctx: CampaignContext, team: dict[str, Any], document: InboxDocument
         task = campaign.task(task_id)
         released = [split for split in SPLITS if (task_id, split) in records]
         tasks.append({"task": task, "new": task_id in open_tasks, "agreement": agreement_status(ctx, team, task_id), "released": released, "dates": task_dates(campaign, task_id)})
-    notices.send("registration-confirmation", document.document_id, team["contact_email"], team=team, tasks=tasks, refused=refused)
+    notices.send("registration-confirmation", document.document_id, team["contact_email"], team=team, tasks=tasks, refused=refused,
+                 sign_in=confirmation.sign_in_link(ctx, team["team_id"]))
 
 
 # --- agreements ----------------------------------------------------------------------------------

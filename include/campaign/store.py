@@ -252,6 +252,22 @@ class ObjectStore:
     def presigned_get(self, key: str, expires_seconds: int) -> str:
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
 
+    def presigned_post(self, key: str, max_bytes: int, expires_seconds: int, redirect_url: str | None = None) -> dict[str, Any]:
+        """A browser form upload to exactly ``key``, refused by S3 or MinIO above ``max_bytes``.
+
+        Returns ``{"url": ..., "fields": {...}}``; the signed policy holds the bucket, the key (an
+        exact match: the uploader cannot choose another) and ``content-length-range`` 1..max_bytes.
+        """
+        fields: dict[str, str] = {}
+        conditions: list[Any] = [["content-length-range", 1, int(max_bytes)]]
+        if redirect_url:
+            fields["success_action_redirect"] = redirect_url
+            conditions.append({"success_action_redirect": redirect_url})
+        try:
+            return self.client.generate_presigned_post(self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_seconds)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("sign an upload form for", key, exc) from None
+
     def presigned_put(self, key: str, expires_seconds: int) -> str:
         """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding)."""
         return self.client.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
