@@ -52,7 +52,7 @@ def env_values(path: Path) -> dict[str, str]:
 
 
 def test_compose_accepts_the_file_with_a_generated_env(model):
-    expected = {"postgres", "redis", "minio", "mailpit", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models"}
+    expected = {"postgres", "redis", "minio", "mailpit", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models", "participant-portal"}
     assert set(model["services"]) == expected, "services outside any profile"
 
 
