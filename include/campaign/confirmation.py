@@ -251,7 +251,8 @@ def revoke_sign_in(ctx: CampaignContext, team_id: str, decided_by: str, reason: 
 # --- what a refusal e-mail may say -------------------------------------------------------------------
 
 _WINDOW_REASON = re.compile(r"^registration for task [a-z0-9-]+ (opens|closed) on [0-9: ()A-Za-z+-]+")
-_FIELD_AFTER_LINE = re.compile(r", line \d+(, column \d+)?: (?P<field>[a-z_]+)\b")
+_FIELD_AFTER_LINE = re.compile(r", (?P<line>line \d+)(, column \d+)?: (?P<field>[a-z_]+)\b")
+_LINE = re.compile(r", (line \d+)(, column \d+)?: ")
 
 
 def mail_safe_reasons(reasons: list[str]) -> list[str]:
@@ -270,15 +271,17 @@ def mail_safe_reasons(reasons: list[str]) -> list[str]:
             continue
         match = _FIELD_AFTER_LINE.search(reason)
         field = match.group("field") if match else None
+        line = _LINE.search(reason)
+        where = f"{line.group(1)}: " if line else ""  # a line number is the campaign's words too
         if field in properties:
             rule = properties[field].get("x-message") or properties[field].get("description") or "does not follow the registration rules"
-            safe.append(f"{field}: {rule}")
+            safe.append(f"{where}{field}: {rule}")
         elif "not valid JSON" in reason or "not UTF-8" in reason:
-            safe.append("the document is not a UTF-8 JSON object")
+            safe.append(f"{where}the document is not a UTF-8 JSON object")
         elif "missing required field" in reason:
             missing = re.search(r"missing required field ([a-z_]+)", reason)
             name = missing.group(1) if missing and missing.group(1) in properties else None
-            safe.append(f"missing required field {name}" if name else "a required field is missing")
+            safe.append(f"{where}missing required field {name}" if name else f"{where}a required field is missing")
         else:
-            safe.append("the document does not follow the registration rules (fields: " + ", ".join(properties) + ")")
+            safe.append(f"{where}the document does not follow the registration rules (fields: " + ", ".join(properties) + ")")
     return list(dict.fromkeys(safe))
