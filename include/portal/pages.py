@@ -82,6 +82,10 @@ def _team_task(ctx: CampaignContext, team: dict[str, Any], task_id: str, files_l
         if record is not None:
             splits.append({"split": split, "label": SPLIT_LABELS[split], "count": len(record["files"]), "files": record["files"][:files_listed]})
     receipts = submission_check.team_receipts(ctx, task_id, team["team_id"])
+    checked = {(r["run"], r["version"]) for r in receipts}
+    waiting = [{"run": v.key.rsplit("/", 1)[1], "received_at": v.last_modified.isoformat(), "size": v.size}
+               for v in ctx.store.list_versions(ctx.layout.submissions(task_id, team["team_id"]))
+               if (v.key.rsplit("/", 1)[1], submission_check.version_segment(v.version_id)) not in checked]
     return {
         "task": task,
         "agreement": agreement_status(ctx, team, task_id),
@@ -92,6 +96,7 @@ def _team_task(ctx: CampaignContext, team: dict[str, Any], task_id: str, files_l
         "slots": run_names(task.runs_allowed),
         "max_bytes": ctx.campaign.task_run_limits(task_id).max_bytes,
         "receipts": receipts,
+        "waiting": waiting,  # uploads the submission check has not seen yet
         "results": own_results(ctx, task_id, team["team_id"]),
     }
 

@@ -98,6 +98,8 @@ def test_team_page_downloads_uploads_and_receipts(client, ctx, store, mailbox):
     assert stored.status_code == 303 and stored.headers["location"].startswith("http://testserver/c/portallab/team")
     assert store.get_bytes(ctx.layout.submissions("beta", team_id) + "run-01") == valid_run()
 
+    assert f"run-01: {len(valid_run())} bytes received" in client.get("/c/portallab/team").text  # before the check: received, receipt to come
+
     before = len(mailbox.messages)
     report = submission_check.check(ctx, "beta")
     assert [c["status"] for c in report["checked"]] == ["valid"]
