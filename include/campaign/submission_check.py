@@ -70,19 +70,27 @@ def check(ctx: CampaignContext, task_id: str) -> dict[str, Any]:
     notices = Notices(ctx)
     checked, seen, ignored = [], 0, []
     validator = PublicValidator(ctx, task_id)
+    teams: dict[str, dict | None] = {}  # team records read once per check
+    # Two listings tell which versions were checked and mailed already: a pass with nothing new
+    # costs no request per version.
+    receipts = set(ctx.store.list_keys(ctx.layout.receipts(task_id)))
+    mailed = set(ctx.outbox.sent_markers(PURPOSE))
     for upload, problem in uploads(ctx, task_id):
         if upload is None:
             ignored.append(problem)
             continue
         key = ctx.layout.receipt(task_id, upload.team, upload.run, upload.version_segment)
-        if ctx.store.head(key) is None:
+        if key not in receipts:
             receipt = make_receipt(ctx, upload, validator)
             ctx.store.create_json_once(key, receipt)
             checked.append({"team": upload.team, "run": upload.run, "status": receipt["status"]})
         else:
-            receipt = ctx.store.get_json(key)
             seen += 1
-        notify(ctx, receipt, notices)  # sends only what the outbox has not sent (e.g. after an SMTP outage)
+            team = _team(ctx, upload.team, teams)
+            if team is None or ctx.outbox.key(PURPOSE, _milestone(task_id, upload.team, upload.run, upload.version_segment), team["contact_email"]) in mailed:
+                continue
+            receipt = ctx.store.get_json(key)
+        notify(ctx, receipt, notices, teams)  # sends only what the outbox has not sent (e.g. after an SMTP outage)
     notices.raise_if_failed(f"submission check of {task_id}")
     return {"task": task_id, "checked": checked, "already_checked": seen, "ignored": ignored, "mail": notices.summary()}
 
@@ -161,11 +169,21 @@ def first_problems(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def notify(ctx: CampaignContext, receipt: dict[str, Any], notices: Notices) -> None:
-    team = load_team(ctx, receipt["team"])
+def _team(ctx: CampaignContext, team_id: str, teams: dict[str, dict | None]) -> dict | None:
+    if team_id not in teams:
+        teams[team_id] = load_team(ctx, team_id)
+    return teams[team_id]
+
+
+def _milestone(task_id: str, team_id: str, run: str, version: str) -> str:
+    return f"{task_id}.{team_id}.{run}.{version}"
+
+
+def notify(ctx: CampaignContext, receipt: dict[str, Any], notices: Notices, teams: dict[str, dict | None] | None = None) -> None:
+    team = _team(ctx, receipt["team"], {} if teams is None else teams)
     if team is None:
         return  # nobody to tell: an upload under an id no team holds
-    milestone = f"{receipt['task']}.{receipt['team']}.{receipt['run']}.{receipt['version']}"
+    milestone = _milestone(receipt["task"], receipt["team"], receipt["run"], receipt["version"])
     if ctx.outbox.already_sent(PURPOSE, milestone, team["contact_email"]):
         return
     notices.send(PURPOSE, milestone, team["contact_email"], team=team, task=ctx.campaign.task(receipt["task"]), receipt=receipt,

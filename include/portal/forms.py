@@ -8,7 +8,6 @@ chooses (``registrations/inbox/<stamp>-<random>.json``): a visitor's file names 
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -142,7 +141,3 @@ def store_registration(ctx: CampaignContext, document: dict[str, Any], agreement
     ctx.store.put_bytes(key, raw, content_type="application/json")
     return key, raw, []
 
-
-def registration_open(ctx: CampaignContext, task_id: str, now: dt.datetime) -> bool:
-    campaign = ctx.campaign
-    return campaign.milestone_time("registration_opens", task_id) <= now <= campaign.milestone_time("registration_closes", task_id)
