@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from airflow.sdk import DAG, task
-from dags.clef_dag_support.runtime import load_all
+from dags.clef_dag_support.runtime import load_all, task_defaults
 
 from include.campaign.config import Campaign
 
@@ -24,7 +24,7 @@ def build_error_dag(path, error) -> DAG:
         description=f"{path.name} does not pass the campaign check",
         doc_md=f"### {path.name} is not a valid campaign file\n\nNo DAG is built from it until it is fixed:\n\n```\n{message}\n```\n",
         tags=["clef-campaign", "campaign-file-error"],
-        default_args={"owner": "clef-organizers", "retries": 2},
+        default_args=task_defaults("clef-organizers"),
     ) as dag:
 
         @task(task_id="explain_campaign_file_errors")

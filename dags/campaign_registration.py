@@ -9,6 +9,7 @@ from dags.clef_dag_support.runtime import (
     campaign_context,
     dag_kwargs,
     due_events,
+    label_map_index,
     milestone_dag_kwargs,
     milestone_table,
     valid_campaigns,
@@ -77,7 +78,12 @@ Every {campaign.intake_every_minutes} minutes (`intake_every_minutes` in the cam
   and answered. Teams that register after a data release get that release's links (once their
   agreement is approved, where the task needs one: see `{campaign.id}_agreement_approval`);
 - between a task's test release and its deadline, e-mails fresh upload links before the previous ones
-  expire (presigned links live {campaign.links.upload_expiry_hours} hours at most).
+  expire (presigned links live {campaign.links.upload_expiry_hours} hours at most): one mapped task per
+  campaign task, run even when the intake failed, so no team's links lapse because of one document
+  or one task.
+
+Each registration document is handled on its own: one that cannot be handled is set aside under
+`registrations/rejected/` with the error and the organizers are e-mailed; the others go on.
 """
     with DAG(
         schedule=DeltaTriggerTimetable(dt.timedelta(minutes=campaign.intake_every_minutes)),
@@ -93,14 +99,16 @@ Every {campaign.intake_every_minutes} minutes (`intake_every_minutes` in the cam
 
             return registration.intake(campaign_context(campaign_file))
 
-        @task(task_id="refresh_upload_links")
-        def refresh_upload_links() -> list[dict]:
+        # all_done: renewal never waits on a successful intake (it runs after it, so the two never
+        # send the same links at once); mapped per task, so one task's failure leaves the others'.
+        @task(task_id="refresh_upload_links", map_index_template="{{ label }}", trigger_rule="all_done")
+        def refresh_upload_links(item: dict) -> dict:
             from include.campaign import release
 
-            ctx = campaign_context(campaign_file)
-            return [release.refresh_upload_links(ctx, task_id) for task_id in campaign.task_ids]
+            label_map_index(item["label"])
+            return release.refresh_upload_links(campaign_context(campaign_file), item["task_id"])
 
-        process_inbox() >> refresh_upload_links()
+        process_inbox() >> refresh_upload_links.expand(item=[{"task_id": t, "label": t} for t in campaign.task_ids])
     return dag
 
 
@@ -114,6 +122,10 @@ Trigger this DAG by hand (▶ with config) once you have checked a team's signed
 The decision, who made it (your Airflow user) and your note are recorded under
 `registrations/approvals/`; an approved team immediately receives the links of any data already
 released for that task. Tasks that need an agreement: {', '.join(agreement_tasks)}.
+
+Before approving, look at the team record's `agreement_flags` (also in the intake's e-mail to you
+and in the closing summary): the intake flags an agreement file that is byte for byte the one
+another team gave. One decision may cover several tasks; every task is checked before any is recorded.
 """
     with DAG(
         schedule=None,
@@ -138,10 +150,7 @@ released for that task. Tasks that need an agreement: {', '.join(agreement_tasks
             params = context["params"]
             user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
             ctx = campaign_context(campaign_file)
-            return [
-                registration.decide_agreement(ctx, params["team_id"], task_id, params["decision"] == "approve", user, params["note"])
-                for task_id in params["tasks"]
-            ]
+            return registration.decide_agreements(ctx, params["team_id"], list(params["tasks"]), params["decision"] == "approve", user, params["note"])
 
         record_decision()
     return dag

@@ -1,6 +1,8 @@
 """Results DAGs: on each task's results date, an organizer approves, then every team gets its scores."""
 from __future__ import annotations
 
+import datetime as dt
+
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, task
 from dags.clef_dag_support.runtime import (
@@ -14,6 +16,8 @@ from dags.clef_dag_support.runtime import (
 
 from include.campaign.calendar import milestone_events
 
+APPROVAL_RESPONSE_TIMEOUT = dt.timedelta(days=14)
+
 
 def build_results_dag(campaign_file: str, campaign) -> DAG:
     events = milestone_events(campaign, ("results_release",))
@@ -23,13 +27,16 @@ On each task's results date:
 1. `wait_for_scoring` waits until the runs collected for every task due are scored (it checks every
    30 s; a scoring that failed keeps it waiting: re-run `{campaign.id}_scoring` by hand);
    `summarise_results` then shows the latest leaderboard of every task due (top runs, valid and
-   invalid counts, teams);
+   invalid counts, teams) and names every collected run that has **no score** (its scoring task
+   died): approve to publish without it (its team is told why), or reject and re-score it first;
 2. `approve_publication` **waits for you**: open *Required actions* (or the task instance) in the
    Airflow UI, read the summary, and approve or reject. Nothing is published or sent before that;
 3. `publish_results` (one mapped instance per task) copies the leaderboards to
    `public/leaderboards/<task>/` and e-mails each team one message with every one of its runs' scores,
    its rank, the number of participating teams and the leaderboard link. A second run sends nothing
-   twice; a later re-score e-mails only the teams whose numbers changed.
+   twice; a later re-score e-mails only the teams whose numbers changed. An address the mail server
+   refuses is reported to the organizers and the other teams are served; if the server cannot be
+   reached the task fails after the first failure and its retry sends only what is missing.
 
 Fires on:
 
@@ -66,6 +73,10 @@ Fires on:
             task_id="approve_publication",
             subject=f"{campaign.name}: publish the results?",
             body="{{ ti.xcom_pull(task_ids='summarise_results') }}",
+            # The wait for a human is bounded separately from each try's execution_timeout (which
+            # HITL operators would otherwise turn into the response timeout): two weeks, then the
+            # task fails visibly and clearing it asks again.
+            response_timeout=APPROVAL_RESPONSE_TIMEOUT,
         )
 
         @task(task_id="publish_results", map_index_template="{{ label }}")

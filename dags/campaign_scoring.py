@@ -1,10 +1,13 @@
 """Scoring DAGs: validate and score every collected run when a task's runs arrive, or by hand to re-score."""
 from __future__ import annotations
 
+import logging
+
 from airflow.sdk import DAG, AssetAny, Param, task
 from dags.clef_dag_support.runtime import asset, asset_alias, campaign_context, dag_kwargs, label_map_index, valid_campaigns
 
 AUTOMATIC_REASON = "runs collected at the deadline"
+log = logging.getLogger(__name__)
 
 
 def build_scoring_dag(campaign_file: str, campaign) -> DAG:
@@ -23,6 +26,8 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 3. `build_leaderboard` writes the evaluation with its lineage (run and gold sha256, metric code
    version, reason, who), the diff against the previous version, and the leaderboard exports
    (CSV, JSON, HTML, LaTeX), which stay private until `{campaign.id}_results` publishes them.
+   A run whose `score_run` instance failed is listed as *not scored* (with that reason): the
+   results approval names it, so you can re-score it first, and its team is told.
    After publication, teams whose numbers changed are told what changed and why.
 """
     alias = asset_alias(campaign.id, "leaderboard")
@@ -68,11 +73,17 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             # A slice fetches the mapped results in one call (iterating probes one past the end, and
             # the API logs that probe as an error); a run whose scoring task failed has no result.
             summaries = summaries[0 : len(summaries)] if summaries is not None else []
+            # What was planned: a planned run without a summary had its scoring task die, and is named as such.
+            planned = context["ti"].xcom_pull(task_ids="plan_scoring") or []
             outcomes = []
             for request in scoring_requests(context):
                 version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
                 mine = [s for s in (summaries or []) if s and s.get("task") == request["task"]]
-                outcome = scoring.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"])
+                outcome = scoring.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"],
+                                           planned=[item for item in planned if item.get("task") == request["task"]])
+                if outcome["missing"]:
+                    log.warning("%s %s: %d collected run(s) have no score (%s); the results approval names them and their teams are told",
+                                request["task"], version, len(outcome["missing"]), ", ".join(outcome["missing"]))
                 outcome["notified"] = results.notify_rescore(ctx, request["task"], version, request["reason"])
                 context["outlet_events"][alias].add(asset(campaign.id, "leaderboard", request["task"]), extra={"task": request["task"], "version": version})
                 outcomes.append(outcome)

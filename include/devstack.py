@@ -5,6 +5,14 @@ campaign bucket with versioning, points Airflow at this project's DAGs with the 
 ``smtp_default`` connections, prints the UI address and the admin password, and stops everything on
 Ctrl-C. The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
 demo talk to the same real servers.
+
+Airflow's metadata database is PostgreSQL 16 from the ``pgserver`` wheel, started in ``.demo/``:
+SQLite, ``airflow standalone``'s default, locks the whole file for each write, and while eleven
+mapped tasks wrote their XComs the API server's POST of a DAG run waited out SQLite's 5 s and failed
+(``benchmarks/metadata_db.py`` measures both). ``--database-url`` points Airflow at another database.
+
+The stand-ins of the live demo (participants, organizer, watcher) run in threads watched by
+:class:`StandIns`: the first one that fails stops the demo with its message and a non-zero exit.
 """
 from __future__ import annotations
 
@@ -28,6 +36,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = PROJECT_ROOT / ".demo"
 DEMO_ACCESS_KEY = "clef-demo"
 DEMO_SECRET_KEY = "clef-demo-secret"
+# The principals that sign participants' links, as in docker-compose (moto accepts any key).
+DEMO_UPLOAD_KEY = ("clef-demo-upload", "clef-demo-upload-secret")
+DEMO_DOWNLOAD_KEY = ("clef-demo-download", "clef-demo-download-secret")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,10 +64,13 @@ def start_s3_server(port: int = 0):
 
 
 def s3_connection_json(endpoint_url: str, access_key: str = DEMO_ACCESS_KEY, secret_key: str = DEMO_SECRET_KEY) -> str:
-    """The ``clef_s3`` Airflow connection as JSON (``AIRFLOW_CONN_CLEF_S3``)."""
-    return json.dumps(
-        {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"}}
-    )
+    """The ``clef_s3`` Airflow connection as JSON (``AIRFLOW_CONN_CLEF_S3``), with the link signers."""
+    extra = {
+        "endpoint_url": endpoint_url, "region_name": "us-east-1",
+        "upload_access_key_id": DEMO_UPLOAD_KEY[0], "upload_secret_access_key": DEMO_UPLOAD_KEY[1],
+        "download_access_key_id": DEMO_DOWNLOAD_KEY[0], "download_secret_access_key": DEMO_DOWNLOAD_KEY[1],
+    }
+    return json.dumps({"conn_type": "aws", "login": access_key, "password": secret_key, "extra": extra})
 
 
 def smtp_connection_json(host: str, port: int, sender: str = "clef-campaign@localhost") -> str:
@@ -133,8 +147,23 @@ def start_smtp_server(recorder: MailRecorder, port: int = 0):
 # --- the demo ------------------------------------------------------------------------------------
 
 
-def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket: str) -> dict[str, str]:
+def start_metadata_database(folder: Path):
+    """PostgreSQL from the ``pgserver`` wheel with its data in ``folder``; returns (server, SQLAlchemy URL).
+
+    It listens on a Unix socket inside ``folder`` only (no TCP port to collide with), and stops when
+    this process exits."""
+    import pgserver
+
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    if not server.psql("SELECT 1 FROM pg_database WHERE datname = 'airflow';").strip().endswith("(1 row)"):
+        server.psql("CREATE DATABASE airflow;")
+    return server, server.get_uri("airflow").replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket: str, database_url: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
@@ -222,56 +251,80 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaign", default=str(PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"), help="the campaign whose demo copy plays live")
     parser.add_argument("--minutes-apart", type=float, default=1.0, help="minutes between consecutive milestones of the demo copy")
     parser.add_argument("--no-demo", action="store_true", help="only the stack, with the campaign files of include/campaigns/ as they are (DAGs paused)")
+    parser.add_argument("--start-in", type=float, default=150, help="seconds from now to the first milestone (Airflow needs a minute or two to start)")
+    parser.add_argument("--scoring-minutes", type=float, default=4, help="extra minutes between the run deadline and the results, for scoring")
+    parser.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="where the demo keeps everything (wiped at start)")
+    parser.add_argument("--database-url", default=os.environ.get("CLEF_DEMO_DATABASE_URL"),
+                        help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     args = parser.parse_args(argv)
 
-    import shutil
-
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)  # each demo starts from nothing: the S3 server is in memory too
-    airflow_home, mail_dir = DEMO_DIR / "airflow", DEMO_DIR / "mail"
+    demo_dir = args.demo_dir.resolve()
+    try:
+        fresh_demo_dir(demo_dir)  # each demo starts from nothing: the S3 server is in memory too
+    except FileExistsError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    airflow_home, mail_dir = demo_dir / "airflow", demo_dir / "mail"
     airflow_home.mkdir(parents=True, exist_ok=True)
+    database, database_url = (None, args.database_url) if args.database_url else start_metadata_database(demo_dir / "postgres")
     s3_server, endpoint = start_s3_server(args.s3_port)
     create_bucket(endpoint, args.bucket)
     recorder = MailRecorder(folder=mail_dir)
     smtp, smtp_port = start_smtp_server(recorder, args.smtp_port)
-    env = airflow_environment(airflow_home, s3_connection_json(endpoint), smtp_connection_json("127.0.0.1", smtp_port), args.bucket)
+    env = airflow_environment(airflow_home, s3_connection_json(endpoint), smtp_connection_json("127.0.0.1", smtp_port), args.bucket, database_url)
     demo_ctx = None
     if not args.no_demo:
-        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(minutes=2.5)
-        demo_file = write_demo_campaign(Path(args.campaign), DEMO_DIR / "campaigns", start, args.minutes_apart * 60)
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=args.start_in)
+        demo_file = write_demo_campaign(Path(args.campaign), demo_dir / "campaigns", start, args.minutes_apart * 60, args.scoring_minutes)
         env["CLEF_CAMPAIGNS_DIR"] = str(demo_file.parent)
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
         demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
     print(f"S3 (moto) at {endpoint}, bucket {args.bucket} (versioned); access key {DEMO_ACCESS_KEY}", flush=True)
     print(f"SMTP on 127.0.0.1:{smtp_port}; every message lands in {mail_dir}", flush=True)
+    print(f"Airflow's metadata database: {'PostgreSQL in ' + str(demo_dir / 'postgres') if database else _without_password(database_url)}", flush=True)
     print("Starting Airflow standalone (first start migrates its database: a minute or two)...", flush=True)
-    log = (DEMO_DIR / "airflow-standalone.log").open("ab")
+    log = (demo_dir / "airflow-standalone.log").open("ab")
     airflow = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    stop = threading.Event()
+    print(f"airflow standalone: process group {airflow.pid}", flush=True)
+    stand_ins = StandIns()
     try:
         password = wait_for_password(airflow_home)
         ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
         print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
         print(f"Participants' portal: {env['CLEF_PORTAL_URL']}/  (register, sign in, download, upload, receipts)", flush=True)
-        print(f"Airflow's own log: {DEMO_DIR / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
-        if demo_ctx is not None and password:
-            start_live_demo(demo_ctx, ui, password, stop)
-        while airflow.poll() is None:
-            time.sleep(1)
-        print(f"airflow standalone exited with code {airflow.returncode}; see {DEMO_DIR / 'airflow-standalone.log'}", file=sys.stderr)
-        return airflow.returncode or 1
+        print(f"Airflow's own log: {demo_dir / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
+        if demo_ctx is not None:
+            if not password:
+                print(f"demo stopped: Airflow wrote no admin password within 180 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
+                return 1
+            start_live_demo(demo_ctx, ui, password, stand_ins)
+        return supervise(airflow, stand_ins, demo_dir / "airflow-standalone.log")
     except KeyboardInterrupt:
         print("\nStopping Airflow, SMTP and S3...", flush=True)
         return 0
     finally:
-        stop.set()
-        if airflow.poll() is None:
-            os.killpg(airflow.pid, signal.SIGTERM)
-            try:
-                airflow.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(airflow.pid, signal.SIGKILL)
+        stand_ins.stop.set()
+        stop_process_group(airflow)
         smtp.stop()
         s3_server.stop()
+        if database is not None:
+            database.cleanup()
+
+
+DEMO_DIR_MARKER = ".clef-demo"
+
+
+def fresh_demo_dir(path: Path) -> None:
+    """Empty ``path`` for a new demo. Only the project's own ``.demo/``, a folder an earlier demo made
+    (it holds the marker file) or an empty one is wiped: a mistyped ``--demo-dir`` deletes nothing else."""
+    import shutil
+
+    ours = path == DEMO_DIR.resolve() or (path / DEMO_DIR_MARKER).is_file()
+    if path.exists() and any(path.iterdir()) and not ours:
+        raise FileExistsError(f"{path} is not empty and was not made by a demo ({DEMO_DIR_MARKER} missing); choose another --demo-dir")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / DEMO_DIR_MARKER).write_text("made by python -m include.devstack; wiped by the next demo\n")
 
 
 def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
@@ -292,14 +345,74 @@ def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
     return ctx, demo
 
 
-def start_live_demo(demo_ctx, ui: str, password: str, stop: threading.Event) -> None:
-    from include.demo.live import AirflowApi, Participants, watch_dag_runs
+def start_live_demo(demo_ctx, ui: str, password: str, stand_ins: "StandIns") -> None:
+    from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 
     ctx, demo = demo_ctx
-    api = AirflowApi(ui, "admin", password)
     say = lambda line: print(line, flush=True)  # noqa: E731
-    threading.Thread(target=watch_dag_runs, args=(api, ctx.campaign.id, say, stop), daemon=True).start()
-    threading.Thread(target=Participants(ctx, demo, api, say).play, daemon=True).start()
+    stand_ins.start("the DAG-run watcher", watch_dag_runs, AirflowApi(ui, "admin", password), ctx.campaign.id, say, stand_ins.stop)
+    stand_ins.start("the stand-in organizer", Organizer(ctx, demo, AirflowApi(ui, "admin", password), say).play)
+    stand_ins.start("the stand-in participants", Participants(ctx, demo, say).play)
+
+
+class StandIns:
+    """The demo's stand-in threads. The first to raise records why and wakes :func:`supervise`.
+
+    ``stop`` is set when the demo ends, for the threads that loop until then."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.failed = threading.Event()
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+
+    def start(self, name: str, target, *args) -> threading.Thread:
+        thread = threading.Thread(target=self._run, args=(name, target, args), name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self, name: str, target, args: tuple) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 (whatever it is, the demo must stop and say it)
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            with self._lock:
+                if self.failure is None:
+                    self.failure = f"{name} failed: {exc}" if str(exc) else f"{name} failed: {type(exc).__name__}"
+            self.failed.set()
+
+
+def supervise(airflow: subprocess.Popen, stand_ins: StandIns, log_path: Path, poll_seconds: float = 1.0) -> int:
+    """Wait until Airflow exits (its code, or 1) or a stand-in fails (2, with the stand-in's message).
+
+    The caller stops Airflow afterwards."""
+    while airflow.poll() is None:
+        if stand_ins.failed.wait(poll_seconds):
+            print(f"\ndemo stopped: {stand_ins.failure}\n"
+                  f"Nothing after this point would have been real. Airflow's log: {log_path}", file=sys.stderr, flush=True)
+            return 2
+    print(f"airflow standalone exited with code {airflow.returncode}; see {log_path}", file=sys.stderr, flush=True)
+    return airflow.returncode or 1
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = 30) -> None:
+    """SIGTERM to the process's group (airflow standalone and its components), SIGKILL after ``grace_seconds``."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_seconds)
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

@@ -53,19 +53,49 @@ def retry_delay() -> dt.timedelta:
     return dt.timedelta(seconds=float(os.environ.get("CLEF_RETRY_DELAY_SECONDS", "120")))
 
 
+# How long one try of a task may run before Airflow stops it (minutes). Every S3 and SMTP call has
+# its own timeouts; this is the bound on a whole try, whatever it waits for. Scoring may run
+# model-based metrics on CPU, so it has its own, longer bound.
+DEFAULT_TASK_TIMEOUT_MINUTES = 60
+DEFAULT_SCORING_TIMEOUT_MINUTES = 360
+
+
+def _minutes(variable: str, default: float) -> float:
+    value = os.environ.get(variable)
+    try:
+        minutes = float(value) if value else default
+    except ValueError:
+        log.warning("%s=%r is not a number of minutes; using %s", variable, value, default)
+        return default
+    return minutes if minutes > 0 else default
+
+
+def task_timeout(stage: str | None = None) -> dt.timedelta:
+    """The ``execution_timeout`` of every task of a stage (``CLEF_TASK_TIMEOUT_MINUTES``, ``CLEF_SCORING_TIMEOUT_MINUTES``)."""
+    if stage == "scoring":
+        return dt.timedelta(minutes=_minutes("CLEF_SCORING_TIMEOUT_MINUTES", DEFAULT_SCORING_TIMEOUT_MINUTES))
+    return dt.timedelta(minutes=_minutes("CLEF_TASK_TIMEOUT_MINUTES", DEFAULT_TASK_TIMEOUT_MINUTES))
+
+
+def task_defaults(owner: str, stage: str | None = None) -> dict:
+    """default_args of every DAG here: owner, retries with backoff, and a bound on each try."""
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": retry_delay(),
+        "retry_exponential_backoff": True,
+        "execution_timeout": task_timeout(stage),
+    }
+
+
 def dag_kwargs(campaign: Campaign, stage: str, doc_md: str) -> dict:
-    """What every campaign DAG shares: id, owner, tags, retries, and its doc."""
+    """What every campaign DAG shares: id, owner, tags, retries, a timeout per task try, and its doc."""
     return {
         "dag_id": f"{campaign.id}_{stage}",
         "description": f"{campaign.name}: {stage.replace('_', ' ')}",
         "doc_md": doc_md,
         "tags": ["clef-campaign", campaign.id, stage.replace("_", "-")],
-        "default_args": {
-            "owner": f"{campaign.id}-organizers",
-            "retries": 2,
-            "retry_delay": retry_delay(),
-            "retry_exponential_backoff": True,
-        },
+        "default_args": task_defaults(f"{campaign.id}-organizers", stage),
         "max_active_runs": 1,
         "render_template_as_native_obj": True,
     }

@@ -5,7 +5,8 @@ versioned bucket, and may overwrite a run as often as they like. At the deadline
 takes, for each (team, run), the newest version whose ``LastModified`` (the store's own clock) is
 at or before the deadline, and copies that version to ``collected/<task>/<team>/<run>``. Versions
 uploaded later are listed as late and not collected; uploads under a team id that may not take part
-in the task are refused; a team with more runs than the task allows keeps its most recent ones.
+in the task are refused, and so is a run larger than the task's ``run_limits.max_bytes`` (from the
+listing's size, before a byte of it is read); a team with more runs than the task allows keeps its most recent ones.
 ``collected/<task>/manifest.json`` records all of it, with sizes and sha256 sums, and contains no
 time of its own, so a re-run writes the same bytes. Each team receives a receipt listing exactly
 what was collected, late, refused or dropped.
@@ -60,6 +61,7 @@ def collect(ctx: CampaignContext, task_id: str) -> dict[str, Any]:
             f"(now {describe_moment(ctx.campaign, ctx.now())}); collecting now would miss runs still to come"
         )
     eligible = {team["team_id"]: team for team in approved_teams(ctx, task_id)}
+    max_bytes = ctx.campaign.task_run_limits(task).max_bytes  # refused from the listing: never read, hashed or copied
     uploads, malformed = _uploads(ctx, task_id)
     kept, late, refused, dropped = [], [], list(malformed), []
     for (team_id, run), versions in sorted(uploads.items()):
@@ -67,8 +69,10 @@ def collect(ctx: CampaignContext, task_id: str) -> dict[str, Any]:
         late += [Upload(team_id, run, v).entry() for v in versions if v.last_modified > deadline]
         if team_id not in eligible:
             refused += [dict(Upload(team_id, run, v).entry(), reason=_refusal(ctx, team_id, task_id)) for v in on_time]
+        elif on_time and on_time[-1].size > max_bytes:  # versions are oldest first: the last one is the newest
+            refused.append(dict(Upload(team_id, run, on_time[-1]).entry(), reason=_size_refusal(on_time[-1].size, max_bytes)))
         elif on_time:
-            kept.append(Upload(team_id, run, on_time[-1]))  # versions are oldest first: the last one is the newest
+            kept.append(Upload(team_id, run, on_time[-1]))
     kept, dropped = _enforce_limit(kept, task.runs_allowed)
     collected = [_freeze(ctx, task_id, upload) for upload in kept]
     _remove_stale(ctx, task_id, {entry["key"] for entry in collected})
@@ -114,6 +118,11 @@ def _refusal(ctx: CampaignContext, team_id: str, task_id: str) -> str:
     if task_id not in team["tasks"]:
         return f"team {team_id} is not registered for {task_id}"
     return f"team {team_id}'s user agreement for {task_id} is {agreement_status(ctx, team, task_id)}, not approved"
+
+
+def _size_refusal(size: int, max_bytes: int) -> str:
+    return (f"{size:,} bytes, over this task's size limit of {max_bytes:,} bytes per run (run_limits.max_bytes); "
+            "not collected: upload a smaller run before the deadline, or ask the organizers")
 
 
 def _enforce_limit(kept: list[Upload], runs_allowed: int) -> tuple[list[Upload], list[Upload]]:

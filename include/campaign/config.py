@@ -122,6 +122,8 @@ class RunLimits(_Strict):
     max_uncompressed_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_compression_ratio: float = Field(default=200.0, gt=1)
     max_members: int = Field(default=100_000, gt=0)
+    # A text run is parsed whole, at about ten times its size in memory (benchmarks/parse_memory.py).
+    max_text_bytes: int = Field(default=32 * 1024**2, gt=0)
 
 
 class RunLimitsOverride(_Strict):
@@ -129,6 +131,7 @@ class RunLimitsOverride(_Strict):
     max_uncompressed_bytes: int | None = Field(default=None, gt=0)
     max_compression_ratio: float | None = Field(default=None, gt=1)
     max_members: int | None = Field(default=None, gt=0)
+    max_text_bytes: int | None = Field(default=None, gt=0)
 
 
 class Reminders(_Strict):
@@ -165,7 +168,9 @@ class Task(_Strict):
     organizers: tuple[Person, ...] = ()
     schedule: ScheduleOverride = ScheduleOverride()
     run_limits: RunLimitsOverride = RunLimitsOverride()
-    metric_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Option names written flat apply to every metric of the task that reads them; a metric name
+    # maps to options for that metric alone (checked against the registry in _check_registries).
+    metric_options: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def primary_metric(self) -> str:
@@ -325,20 +330,76 @@ def _check_duplicate_task_ids(data: dict[str, Any], lines: dict[str, int]) -> li
     return issues
 
 
+# A campaign file describes a lab: a few hundred values. Aliases (``*name``) may repeat a block, but
+# nested aliases multiply (a 600-byte file can stand for a billion values), so the values the
+# document stands for, aliases expanded, are counted against this bound before anything is built.
+MAX_CAMPAIGN_VALUES = 100_000
+MAX_CAMPAIGN_FILE_BYTES = 1024 * 1024
+
+
 def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    if len(text.encode("utf-8")) > MAX_CAMPAIGN_FILE_BYTES:
+        raise ConfigError(source, [ConfigIssue("", f"the file is over {MAX_CAMPAIGN_FILE_BYTES:,} bytes; a campaign file is a few kilobytes of settings")])
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expanded_size(node, source)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(source, [ConfigIssue("", f"not valid YAML: {exc.problem}", line)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [ConfigIssue("", f"not valid YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(source, [ConfigIssue("", "the document is nested too deeply to be a campaign file")]) from None
+    finally:
+        loader.dispose()
     lines: dict[str, int] = {}
     if node is not None:
-        _index_lines(node, "", lines)
+        try:
+            _index_lines(node, "", lines)
+        except RecursionError:
+            raise ConfigError(source, [ConfigIssue("", "the document is nested too deeply to be a campaign file")]) from None
     return data, lines
+
+
+def _check_expanded_size(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_CAMPAIGN_VALUES values (a loop never ends, so it is caught too)."""
+    budget = MAX_CAMPAIGN_VALUES
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(source, [ConfigIssue("", (
+                f"through YAML aliases (*name) the document expands to more than {MAX_CAMPAIGN_VALUES:,} values; "
+                "a campaign file holds a few hundred: write the repeated blocks out, or nest fewer aliases"),
+                _first_alias_line(root))])
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(child for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _first_alias_line(root: yaml.Node) -> int | None:
+    """The line of the first node used more than once (where aliases begin), if any."""
+    counts: dict[int, int] = {}
+    stack, order = [root], []
+    while stack:
+        node = stack.pop()
+        counts[id(node)] = counts.get(id(node), 0) + 1
+        if counts[id(node)] == 2:
+            order.append(node.start_mark.line + 1)
+            continue
+        if counts[id(node)] > 2:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(child for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return min(order) if order else None
 
 
 def _index_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
@@ -456,4 +517,20 @@ def _check_registries(campaign: Campaign, lines: dict[str, int]) -> list[ConfigI
                         _line_for(location, lines),
                     )
                 )
+        issues += _check_metric_options(index, task, formats, lines)
+    return issues
+
+
+def _check_metric_options(index: int, task: Task, formats: list[str], lines: dict[str, int]) -> list[ConfigIssue]:
+    """Every metric option is read by one of the task's metrics (``include.metrics.option_problems``)."""
+    from include.metrics import option_problems
+    from include.metrics.registry import METRICS
+
+    metrics = [name for name in task.metrics if name in METRICS and task.run_format in METRICS[name].formats]
+    if task.run_format not in formats or len(metrics) != len(task.metrics) or not task.metric_options:
+        return []  # unknown formats and metrics are reported above
+    issues = []
+    for key, message in option_problems(task.run_format, task.metric_options, metrics):
+        location = f"tasks[{index}].metric_options.{key}"
+        issues.append(ConfigIssue(location, message, _line_for(location, lines)))
     return issues

@@ -273,7 +273,10 @@ def mail_safe_reasons(reasons: list[str]) -> list[str]:
         field = match.group("field") if match else None
         line = _LINE.search(reason)
         where = f"{line.group(1)}: " if line else ""  # a line number is the campaign's words too
-        if field in properties:
+        detail = _generated_detail(reason, field) if field in properties else None
+        if detail:
+            safe.append(f"{where}{field}: {detail}")
+        elif field in properties:
             rule = properties[field].get("x-message") or properties[field].get("description") or "does not follow the registration rules"
             safe.append(f"{where}{field}: {rule}")
         elif "not valid JSON" in reason or "not UTF-8" in reason:
@@ -285,3 +288,18 @@ def mail_safe_reasons(reasons: list[str]) -> list[str]:
         else:
             safe.append(f"{where}the document does not follow the registration rules (fields: " + ", ".join(properties) + ")")
     return list(dict.fromkeys(safe))
+
+
+def _generated_detail(reason: str, field: str) -> str | None:
+    """The part of a reason the campaign wrote itself about a field's characters (code point, Unicode
+    name, category, rule) or scripts, which quotes nothing the registrant typed; else None."""
+    from include.campaign.registration import TEXT_RULE
+
+    text = reason.split(f": {field}: ", 1)[-1]
+    character = re.fullmatch(r"character \d+ is U\+[0-9A-F]{4,6}( [A-Z0-9 -]+)?, (a control character|an invisible format character|a line separator|"
+                             r"a paragraph separator|a lone surrogate|a private-use character): (?P<rule>.*)", text)
+    if character and character.group("rule") == TEXT_RULE:
+        return text
+    if re.fullmatch(r"mixes letters of the scripts [A-Za-z, -]+, which makes it look like another name; write it in one script", text):
+        return text
+    return None

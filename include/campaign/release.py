@@ -9,14 +9,20 @@ presigned upload URL per allowed run (``submissions/<task>/<team>/run-01`` ...);
 :func:`refresh_upload_links` renews them before they expire, until the run deadline.
 
 Ground truth is never published: a file the manifest marks ``ground_truth``, a file inside a folder
-named ``gold``, and a file whose bytes equal any object under ``gold/<task>/`` are withheld.
+named ``gold``, a file whose bytes equal any object under ``gold/<task>/``, and a text file whose
+text equals a gold text file's once both are normalised (UTF-8 or UTF-16 byte-order mark dropped,
+CRLF and CR line ends made LF, trailing blank space at the end dropped) are withheld: a copy of the
+gold saved by another editor or system differs in bytes only.
 
 A staging area that does not match its manifest stops that task's release with
 :class:`ReleaseError`, whose message lists every problem and what to fix; other tasks are unaffected.
 """
 from __future__ import annotations
 
+import bisect
+import codecs
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -117,41 +123,72 @@ def _line_of(text: str, item: Any) -> int:
 # --- checking what is staged ---------------------------------------------------------------------
 
 
-def check_staging(ctx: CampaignContext, task_id: str, split: str, entries: list[ManifestEntry]) -> dict[str, ObjectInfo]:
-    """Staged objects by manifest path; :class:`ReleaseError` if any is missing, altered or unlisted."""
+def check_staging(ctx: CampaignContext, task_id: str, split: str, entries: list[ManifestEntry]) -> tuple[dict[str, ObjectInfo], dict[str, str]]:
+    """Staged objects by manifest path, and the normalised-text digest of each text file among them;
+    :class:`ReleaseError` if any is missing, altered or unlisted."""
     prefix = ctx.layout.staging(task_id, split)
     staged = {info.key[len(prefix):]: info for info in ctx.store.list_objects(prefix) if info.key[len(prefix):] != MANIFEST_NAME and not info.key.endswith("/")}
-    problems = []
+    problems, texts = [], {}
     for entry in entries:
         info = staged.get(entry.path)
         if info is None:
             problems.append(f"{prefix}{entry.path}: listed in {MANIFEST_NAME} but not staged (upload it, or remove it from the manifest)")
         elif info.size != entry.size:
             problems.append(f"{prefix}{entry.path}: {info.size} bytes staged, the manifest says {entry.size} (altered or truncated upload)")
-        elif ctx.store.sha256(info.key) != entry.sha256:
-            problems.append(f"{prefix}{entry.path}: sha256 differs from the manifest (altered file: stage it again or fix the manifest)")
+        else:
+            digests = content_digests(ctx.store, info.key)
+            if digests.raw != entry.sha256:
+                problems.append(f"{prefix}{entry.path}: sha256 differs from the manifest (altered file: stage it again or fix the manifest)")
+            elif digests.text is not None:
+                texts[entry.path] = digests.text
     listed = {entry.path for entry in entries}
     problems += [f"{prefix}{path}: staged but not listed in {MANIFEST_NAME} (list it with its sha256, or remove it)" for path in sorted(set(staged) - listed)]
     if problems:
         raise ReleaseError(f"staging of {task_id}/{split} does not match its manifest; nothing of it was released:\n  " + "\n  ".join(problems))
-    return staged
+    return staged, texts
 
 
-def gold_digests(ctx: CampaignContext, task_id: str, sizes: set[int]) -> dict[str, str]:
-    """sha256 → key of the task's ground-truth objects, so a copy staged by mistake is caught.
+@dataclass(frozen=True)
+class GoldDigests:
+    """The task's ground truth as sha256 → key, of the bytes and of the normalised text."""
 
-    Only gold objects whose size equals a staged file's size can be copies; the others are not read.
+    raw: dict[str, str]
+    text: dict[str, str]
+
+
+def gold_digests(ctx: CampaignContext, task_id: str, sizes: set[int], text_sizes: set[int] = frozenset()) -> GoldDigests:
+    """Digests of the task's ground-truth objects, so a copy staged by mistake is caught.
+
+    Only gold objects that can be copies of a staged file are read: of the same size, or, for a
+    staged text file, of a size within the factor that line ends and encodings change (x4).
     Gold files the run format's schema declares ``public`` (test inputs the validator also needs,
     such as the synthesis prompts or the retrieval collection) are no secret and are not compared.
     """
     public = public_gold_files(ctx.campaign.task(task_id).run_format)
-    digests: dict[str, str] = {}
+    near_text = _NearSizes(text_sizes)
+    raw: dict[str, str] = {}
+    text: dict[str, str] = {}
     for split in SPLITS:
         prefix = ctx.layout.gold(task_id, split)
         for info in ctx.store.list_objects(prefix):
-            if info.size in sizes and info.key[len(prefix):] not in public:
-                digests.setdefault(ctx.store.sha256(info.key), info.key)
-    return digests
+            if info.key[len(prefix):] in public or not (info.size in sizes or near_text(info.size)):
+                continue
+            digests = content_digests(ctx.store, info.key)
+            raw.setdefault(digests.raw, info.key)
+            if digests.text is not None:
+                text.setdefault(digests.text, info.key)
+    return GoldDigests(raw, text)
+
+
+class _NearSizes:
+    """Whether a size is within a factor of 4 (plus a few bytes) of one of ``sizes``."""
+
+    def __init__(self, sizes: set[int]):
+        self.sizes = sorted(sizes)
+
+    def __call__(self, size: int) -> bool:
+        position = bisect.bisect_left(self.sizes, size // 4 - 16)
+        return position < len(self.sizes) and self.sizes[position] <= 4 * size + 16
 
 
 def public_gold_files(run_format: str) -> set[str]:
@@ -161,14 +198,108 @@ def public_gold_files(run_format: str) -> set[str]:
     return {entry["file"] for entry in files if entry.get("public")}
 
 
-def withheld_reason(entry: ManifestEntry, gold: dict[str, str]) -> str | None:
+def withheld_reason(entry: ManifestEntry, gold: GoldDigests, text_digest: str | None = None) -> str | None:
     if entry.ground_truth:
         return "marked ground_truth in the manifest"
     if "gold" in entry.path.split("/")[:-1]:
         return "inside a folder named gold"
-    if entry.sha256 in gold:
-        return f"same bytes as the ground-truth object {gold[entry.sha256]}"
+    if entry.sha256 in gold.raw:
+        return f"same bytes as the ground-truth object {gold.raw[entry.sha256]}"
+    if text_digest is not None and text_digest in gold.text:
+        return (f"same text as the ground-truth object {gold.text[text_digest]} "
+                "(only line endings, byte-order mark or trailing blank space differ)")
     return None
+
+
+# --- comparing contents --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContentDigests:
+    raw: str
+    """sha256 of the bytes."""
+    text: str | None
+    """sha256 of the normalised text (UTF-8), or None for a binary or empty file."""
+
+
+def content_digests(store, key: str) -> ContentDigests:
+    """Both digests of an object, read once."""
+
+    def digest(chunks) -> ContentDigests:
+        raw, text = hashlib.sha256(), NormalisedText()
+        for chunk in chunks:
+            raw.update(chunk)
+            text.feed(chunk)
+        return ContentDigests(raw.hexdigest(), text.hexdigest())
+
+    return store.read_chunks(key, digest)
+
+
+class NormalisedText:
+    """The sha256 of a file's text with the differences editors and systems introduce removed.
+
+    Fed chunk by chunk: a byte-order mark picks UTF-8 or UTF-16 (else UTF-8); a NUL byte in the
+    first chunk without a UTF-16 mark, or bytes that do not decode, make the file binary (no
+    digest). CRLF and lone CR become LF; blank space at the very end is dropped.
+    """
+
+    _MARKS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+    SNIFF_BYTES = 4096  # what decides the encoding and whether the file is binary
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.decoder = None
+        self.binary = False
+        self.start = b""  # the first bytes, until there are enough to sniff
+        self.held = ""  # blank space not yet known to be inside the text
+        self.written = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self.binary or not chunk:
+            return
+        if self.decoder is None:
+            self.start += chunk
+            if len(self.start) < self.SNIFF_BYTES:
+                return
+            chunk, self.start = self._sniff(self.start), b""
+            if self.binary:
+                return
+        self._decode(chunk)
+
+    def _decode(self, chunk: bytes, final: bool = False) -> None:
+        try:
+            self._emit(self.decoder.decode(chunk, final=final))
+        except UnicodeDecodeError:
+            self.binary = True
+
+    def _sniff(self, chunk: bytes) -> bytes:
+        for mark, encoding in self._MARKS:
+            if chunk.startswith(mark):
+                self.decoder = codecs.getincrementaldecoder(encoding)()
+                return chunk[len(mark):]
+        self.binary = b"\x00" in chunk
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        return chunk
+
+    def _emit(self, text: str) -> None:
+        text = self.held + text
+        body = text.rstrip()
+        self.held = text[len(body):]
+        if body:
+            body = body.replace("\r\n", "\n").replace("\r", "\n")
+            self.digest.update(body.encode("utf-8"))
+            self.written += len(body)
+
+    def hexdigest(self) -> str | None:
+        if self.decoder is None and self.start:
+            chunk = self._sniff(self.start)
+            if not self.binary:
+                self._decode(chunk)
+        if self.binary or self.decoder is None:
+            return None
+        self._decode(b"", final=True)
+        return self.digest.hexdigest() if self.written and not self.binary else None
 
 
 # --- publishing ----------------------------------------------------------------------------------
@@ -178,11 +309,11 @@ def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
     """Verify, publish and announce one task's split; see the module docstring."""
     ctx.campaign.task(task_id)
     entries = read_manifest(ctx, task_id, split)
-    staged = check_staging(ctx, task_id, split, entries)
-    gold = gold_digests(ctx, task_id, {entry.size for entry in entries})
+    staged, texts = check_staging(ctx, task_id, split, entries)
+    gold = gold_digests(ctx, task_id, {entry.size for entry in entries}, {entry.size for entry in entries if entry.path in texts})
     published, withheld = [], []
     for entry in entries:
-        reason = withheld_reason(entry, gold)
+        reason = withheld_reason(entry, gold, texts.get(entry.path))
         if reason:
             withheld.append({"path": entry.path, "reason": reason})
         else:

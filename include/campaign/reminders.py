@@ -50,7 +50,7 @@ def send(ctx: CampaignContext, reminder_name: str, task_ids: list[str]) -> dict[
     tasks = [campaign.task(task_id) for task_id in task_ids]
     target = min(campaign.milestone_time(milestone, task.id) for task in tasks)
     tasks_by_team, not_collected = teams_with_runs(ctx, [task.id for task in tasks])
-    notices = Notices(ctx)
+    notices = Notices(ctx, task_ids=tuple(task_ids))
     reminded, missing = [], []
     for team_id, team_tasks in tasks_by_team.items():
         team = load_team(ctx, team_id)

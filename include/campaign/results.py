@@ -4,8 +4,11 @@ Before publication, leaderboards live only under ``leaderboards/<task>/<version>
 :func:`publish` copies the latest complete version's exports to ``public/leaderboards/<task>/``
 (the current files, plus a copy per version), records the publication, and sends each team one
 e-mail with every one of its runs' scores and ranks, its team rank, the number of participating
-teams and a link to the public page. Each team's message goes through the outbox, so a second
-run sends nothing. After publication, :func:`notify_rescore` compares a new version with the one
+teams and a link to the public page; a team whose run could not be scored (its scoring task died)
+is told which run and why, and the approval summary names such runs for the organizer to decide.
+Every message goes through the stage's :class:`~include.campaign.teams.Notices` (the outbox), so a
+second run sends nothing, a refused address is reported to the organizers while the other teams are
+served, and only what failed for a transient reason is sent by a retry. After publication, :func:`notify_rescore` compares a new version with the one
 last published, e-mails only the teams whose scores changed (what changed and why) and
 re-publishes. A message never names another team's runs.
 """
@@ -16,7 +19,7 @@ from typing import Any, Mapping
 
 from include.campaign import scoring
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
-from include.campaign.mail import render_mail
+from include.campaign.teams import Notices
 
 PUBLISHED_FILE = "published.json"
 RESULTS_PURPOSE, RESCORE_PURPOSE = "results", "rescore"
@@ -66,12 +69,27 @@ def summary(ctx, task_id: str) -> str:
         lines.append(f"Ranked by {board['ranked_by']} ({'higher' if direction else 'lower'} is better).")
     if board.get("note"):
         lines.append(f"Note: {board['note']}")
+    lines += _missing_lines(ctx, task_id, scoring.read_evaluation(ctx, task_id, version))
     ranked = [row for row in rows if row["status"] == RANKED]
     if ranked:
         lines.append(f"Top {min(TOP_SHOWN, len(ranked))} of {len(ranked)} ranked runs:")
         lines += [f"  {row['rank']:>3}  {row['team']} / {row['run']}  {_number(row['metrics'].get(board['ranked_by']))}" for row in ranked[:TOP_SHOWN]]
     lines.append(_publication_state(ctx, task_id, version))
     return "\n".join(lines)
+
+
+def _missing_lines(ctx, task_id: str, evaluation: Mapping[str, Any]) -> list[str]:
+    """The collected runs without a score, named for the organizer to decide before approving."""
+    missing = missing_runs(evaluation)
+    if not missing:
+        return []
+    teams = sorted({m["team"] for m in missing})
+    lines = [f"NOT SCORED: {len(missing)} collected run(s) of {len(teams)} team(s) have no score in {evaluation['version']}:"]
+    lines += [f"  {m['team']} / {m['run']}: {m.get('reason', 'not scored')} (missing since {m.get('since', evaluation['version'])})" for m in missing]
+    lines.append(f"Approving publishes without them and tells each of these teams that its run was not scored and why. To score "
+                 f"them first, reject, then trigger {ctx.campaign.id}_scoring by hand with task {task_id}, teams {', '.join(teams)}, "
+                 f"runs {', '.join(m['team'] + '/' + m['run'] for m in missing)} and a reason.")
+    return lines
 
 
 def _publication_state(ctx, task_id: str, version: str) -> str:
@@ -114,16 +132,12 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     board = scoring.read_leaderboard(ctx, task_id, version)
     evaluation = scoring.read_evaluation(ctx, task_id, version)
     link = public_link(ctx, task_id, public_base_url)
-    report = {"task": task_id, "version": version, "sent": [], "already_sent": [], "unreachable": []}
-    for team in board_teams(board):
-        contact = team_contact(ctx, team)
-        if contact is None:
-            report["unreachable"].append({"team": team, "reason": f"no contact e-mail in {ctx.layout.team_record(team)}"})
-            continue
-        mail = render_mail(RESULTS_PURPOSE, contact["email"], **_results_context(ctx, task, board, evaluation, team, contact, link))
-        result = ctx.outbox.send_once(RESULTS_PURPOSE, f"{task_id}.{team}", mail)
-        report["sent" if result.sent else "already_sent"].append(team)
-    return report
+    notices = Notices(ctx, task_ids=(task_id,))
+    report = _mail_report(task_id, version)
+    for team in result_teams(board, evaluation):
+        _notify(ctx, notices, report, team, RESULTS_PURPOSE, f"{task_id}.{team}",
+                lambda contact: _results_context(ctx, task, board, evaluation, team, contact, link))
+    return _finish(notices, report, f"results of {task_id}")
 
 
 def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url: str | None = None,
@@ -147,23 +161,45 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     if record["version"] != version:
         who = approved_by or f"re-score by {_lineage(ctx, task_id, version).get('triggered_by', 'unknown')}"
         _record_publication(ctx, task_id, version, since=since, approved_by=who, reason=reason)
-    report: dict[str, Any] = {"task": task_id, "version": version, "since": since, "published": True, "sent": [], "already_sent": [],
-                              "unreachable": [], "teams_changed": []}
+    report: dict[str, Any] = {**_mail_report(task_id, version), "since": since, "published": True, "teams_changed": []}
     if since is None:
         return report
-    diff = scoring.diff_evaluations(scoring.read_evaluation(ctx, task_id, since)["runs"], scoring.read_evaluation(ctx, task_id, version)["runs"],
-                                    scoring.read_leaderboard(ctx, task_id, since), scoring.read_leaderboard(ctx, task_id, version))
-    board = scoring.read_leaderboard(ctx, task_id, version)
+    since_evaluation, evaluation = scoring.read_evaluation(ctx, task_id, since), scoring.read_evaluation(ctx, task_id, version)
+    since_board, board = scoring.read_leaderboard(ctx, task_id, since), scoring.read_leaderboard(ctx, task_id, version)
+    diff = scoring.diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
     link = public_link(ctx, task_id, public_base_url)
     report["teams_changed"] = diff["teams_changed"]
+    notices = Notices(ctx, task_ids=(task_id,))
     for team in diff["teams_changed"]:
-        contact = team_contact(ctx, team)
-        if contact is None:
-            report["unreachable"].append({"team": team, "reason": f"no contact e-mail in {ctx.layout.team_record(team)}"})
-            continue
-        context = _rescore_context(ctx, task, board, diff, team, contact, link, since, version, reason)
-        result = ctx.outbox.send_once(RESCORE_PURPOSE, f"{task_id}.{version}.{team}", render_mail(RESCORE_PURPOSE, contact["email"], **context))
-        report["sent" if result.sent else "already_sent"].append(team)
+        _notify(ctx, notices, report, team, RESCORE_PURPOSE, f"{task_id}.{version}.{team}",
+                lambda contact: _rescore_context(ctx, task, board, evaluation, diff, team, contact, link, since, version, reason))
+    return _finish(notices, report, f"re-score notices of {task_id} {version}")
+
+
+def _mail_report(task_id: str, version: str) -> dict[str, Any]:
+    return {"task": task_id, "version": version, "sent": [], "already_sent": [], "unreachable": [], "not_sent": []}
+
+
+def _notify(ctx, notices: Notices, report: dict, team: str, purpose: str, milestone: str, build_context) -> None:
+    """One team's message through the stage's :class:`Notices`: sent once; a refused address is reported
+    (to the organizers too) and the other teams are served."""
+    contact = team_contact(ctx, team)
+    if contact is None:
+        report["unreachable"].append({"team": team, "reason": f"no contact e-mail in {ctx.layout.team_record(team)}"})
+        return
+    sent_before, refused_before = len(notices.sent), len(notices.undeliverable)
+    if notices.send(purpose, milestone, contact["email"], **build_context(contact)):
+        report["sent" if len(notices.sent) > sent_before else "already_sent"].append(team)
+    elif len(notices.undeliverable) > refused_before:
+        report["unreachable"].append({"team": team, "reason": f"{contact['email']} is undeliverable: {notices.undeliverable[-1]['error']}"})
+    else:
+        report["not_sent"].append(team)
+
+
+def _finish(notices: Notices, report: dict, stage: str) -> dict:
+    """Tell the organizers about refused addresses, then fail (for a retry) if some mail is still to send."""
+    report["mail"] = notices.summary()
+    notices.raise_if_failed(stage)
     return report
 
 
@@ -204,6 +240,16 @@ def board_teams(board: Mapping[str, Any]) -> list[str]:
     return sorted({row["team"] for row in board["rows"]})
 
 
+def result_teams(board: Mapping[str, Any], evaluation: Mapping[str, Any]) -> list[str]:
+    """Every team with a collected run: on the leaderboard, or with runs that could not be scored."""
+    return sorted(set(board_teams(board)) | {m["team"] for m in missing_runs(evaluation)})
+
+
+def missing_runs(evaluation: Mapping[str, Any]) -> list[dict]:
+    """The collected runs the evaluation has no score for, each with the reason (told to its team as is)."""
+    return list(evaluation.get("missing") or [])
+
+
 def team_contact(ctx, team_id: str) -> dict | None:
     """A team's display name and contact e-mail from its registration record, or None."""
     key = ctx.layout.team_record(team_id)
@@ -232,11 +278,17 @@ def _results_context(ctx, task, board: Mapping[str, Any], evaluation: Mapping[st
         "ranked_teams": len(ranked_teams),
         "ranked_runs": sum(row["status"] == RANKED for row in board["rows"]),
         "has_not_computed": any(row["status"] != "invalid" and None in row["metrics"].values() for row in team_rows),
+        "missing": _team_missing(evaluation, team),
     }
 
 
-def _rescore_context(ctx, task, board, diff, team, contact, link, since, version, reason) -> dict:
+def _team_missing(evaluation: Mapping[str, Any], team: str) -> list[dict]:
+    return [{"run": m["run"], "reason": m.get("reason") or "it could not be scored"} for m in missing_runs(evaluation) if m["team"] == team]
+
+
+def _rescore_context(ctx, task, board, evaluation, diff, team, contact, link, since, version, reason) -> dict:
     rows = {row["run"]: row for row in board["rows"] if row["team"] == team}
+    missing = {m["run"]: m["reason"] for m in _team_missing(evaluation, team)}
     changes = [c for c in diff["changed"] if c["team"] == team]
     ranks = {c["run"]: c for c in diff["rank_changes"] if c["team"] == team}
     return {
@@ -253,7 +305,8 @@ def _rescore_context(ctx, task, board, diff, team, contact, link, since, version
             for change in changes
         ],
         "added": [a["run"] for a in diff["added"] if a["team"] == team],
-        "removed": [r["run"] for r in diff["removed"] if r["team"] == team],
+        "removed": [{"run": r["run"], "reason": missing.get(r["run"], "")} for r in diff["removed"] if r["team"] == team],
+        "missing": [{"run": run, "reason": why} for run, why in sorted(missing.items()) if run not in rows],
         "current": [_run_lines(board, rows[run], {}) for run in sorted(rows)],
         "team_rank": board["team_ranks"].get(team),
         "ranked_teams": len(board["team_ranks"]),

@@ -40,12 +40,11 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
 
 from include.campaign import leaderboard as leaderboards
 from include.campaign.config import Task
 from include.campaign.layout import segment
-from include.campaign.store import StoreError, dump_json
+from include.campaign.store import dump_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -86,18 +85,9 @@ class RunEvaluation:
 
 
 def task_metric_options(task: Task) -> dict[str, Any]:
-    """The task's metric options as one flat mapping for ``score_run``.
-
-    The campaign file may group options by metric (``{concept_f1: {concept_case_sensitive: true}}``)
-    or give option names directly; both are accepted.
-    """
-    options: dict[str, Any] = {}
-    for key, value in task.metric_options.items():
-        if key in task.metrics and isinstance(value, Mapping):
-            options.update(value)
-        else:
-            options[key] = value
-    return options
+    """The task's ``metric_options`` as written: option names flat (for every metric that reads
+    them) or grouped under a metric name (for that metric only); ``include.metrics`` resolves them."""
+    return dict(task.metric_options)
 
 
 def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
@@ -109,7 +99,7 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     from include.metrics import resolve_options, score_run
 
     try:
-        resolve_options(task.run_format, task_metric_options(task))
+        resolve_options(task.run_format, task_metric_options(task), task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
     try:
@@ -294,16 +284,7 @@ def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: s
 
 def versions(ctx, task_id: str) -> list[str]:
     """Every allocated version of the task, oldest first."""
-    prefix = ctx.layout.evaluations(task_id)
-    names = []
-    try:
-        for page in ctx.store.client.get_paginator("list_objects_v2").paginate(Bucket=ctx.store.bucket, Prefix=prefix, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(prefix):].rstrip("/")
-                if VERSION_NAME.match(name):
-                    names.append(name)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"cannot list s3://{ctx.store.bucket}/{prefix}: {exc}") from None
+    names = [name for name in ctx.store.list_folders(ctx.layout.evaluations(task_id)) if VERSION_NAME.match(name)]
     return sorted(names, key=lambda name: int(VERSION_NAME.match(name).group(1)))
 
 
@@ -388,16 +369,7 @@ def _gold_for_version(ctx, task_id: str, version: str) -> GoldCopy:
 
 def download_with_sha256(store, key: str, path: Path) -> str:
     """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
-    digest = hashlib.sha256()
-    try:
-        body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
-        with open(path, "wb") as handle:
-            for chunk in iter(lambda: body.read(1024 * 1024), b""):
-                digest.update(chunk)
-                handle.write(chunk)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"cannot read s3://{store.bucket}/{key}: {exc}") from None
-    return digest.hexdigest()
+    return store.download_with_sha256(key, path)
 
 
 def _validation_limits(ctx, task: Task):
@@ -464,10 +436,13 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
 # --- finalizing a version ----------------------------------------------------------------------------
 
 
-def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str) -> dict:
+def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str,
+             planned: Iterable[Mapping[str, Any]] | None = None) -> dict:
     """Complete the version: carry unchanged runs forward, write evaluation, diff, leaderboard, lineage.
 
-    Idempotent: a complete version is returned as it was, never rewritten.
+    ``planned`` are the runs this version set out to score: one without a summary had its scoring
+    task die, and is listed under ``missing`` with that reason (results name it to the organizer and
+    tell its team). Idempotent: a complete version is returned as it was, never rewritten.
     """
     task = _task(ctx, task_id)
     allocation = _version_record(ctx, task_id, version)
@@ -475,10 +450,14 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
     if is_complete(ctx, task_id, version):
         return _outcome(ctx, task_id, version, ctx.store.get_json(base + EVALUATION_FILE), ctx.store.get_json(base + DIFF_FILE))
     previous = latest_version(ctx, task_id, before=version)
-    previous_runs = {(r["team"], r["run"]): r for r in read_evaluation(ctx, task_id, previous)["runs"]} if previous else {}
+    previous_evaluation = read_evaluation(ctx, task_id, previous) if previous else {"runs": [], "missing": []}
+    previous_runs = {(r["team"], r["run"]): r for r in previous_evaluation["runs"]}
     scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in summaries
               if isinstance(s, Mapping) and s.get("team") and s.get("scored_in") == version}
-    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs)
+    previous_missing = {(m["team"], m["run"]): m for m in previous_evaluation.get("missing") or []}
+    planned_keys = {(p["team"], p["run"]) for p in planned or [] if isinstance(p, Mapping) and p.get("team")}
+    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs,
+                                       planned_keys, previous_missing)
     evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
     board = leaderboards.build(task, runs, metric_specs(task), version=version)
     previous_board = read_leaderboard(ctx, task_id, previous) if previous else None
@@ -498,11 +477,14 @@ def metric_specs(task: Task) -> list:
     return [METRICS[name] for name in task.metrics]
 
 
-def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict) -> tuple[list[dict], list[dict]]:
+def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict,
+                       planned: set | frozenset = frozenset(), previous_missing: dict | None = None) -> tuple[list[dict], list[dict]]:
     """Every collected run: scored now, carried forward unchanged from the previous version, or missing.
 
     A carried run keeps ``scored_in`` and ``files``: its reports and per-item scores stay in the
-    (immutable) version that scored it, so a re-score of one team among 300 copies nothing.
+    (immutable) version that scored it, so a re-score of one team among 300 copies nothing. A
+    missing run says why (its scoring task died, it was never scored, it changed since) and since
+    which version it has been missing.
     """
     runs: list[dict] = []
     missing: list[dict] = []
@@ -517,9 +499,22 @@ def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: 
         if earlier and earlier.get("sha256") == collected[key].get("sha256"):
             runs.append(earlier)
         else:
-            why = "never scored" if not earlier else f"the collected run changed after {earlier['scored_in']} scored it"
-            missing.append({"team": key[0], "run": key[1], "reason": f"{why}; score it to include it"})
+            missing.append({"team": key[0], "run": key[1], **_why_missing(key, version, earlier, planned, (previous_missing or {}).get(key))})
     return runs, missing
+
+
+FAILED_TASK_REASON = "its scoring stopped before it produced a score (a failure on the organizers' side, not a verdict on the run)"
+
+
+def _why_missing(key: tuple[str, str], version: str, earlier: Mapping | None, planned: set | frozenset, before: Mapping | None) -> dict:
+    """``reason`` (told to the team as is) and ``since`` (the first version the run was missing from)."""
+    if key in planned:
+        return {"reason": FAILED_TASK_REASON, "since": version, "scoring_task_failed": True}
+    if before:  # still missing since an earlier version, for the reason given then
+        return {k: before[k] for k in ("reason", "since", "scoring_task_failed") if k in before}
+    if earlier:
+        return {"reason": f"the collected run changed after {earlier['scored_in']} scored it, and it was not scored again", "since": version}
+    return {"reason": "it was collected but has not been scored yet", "since": version}
 
 
 def read_evaluation(ctx, task_id: str, version: str) -> dict:
@@ -559,7 +554,7 @@ def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: di
              "needs_model": spec.needs_model, "code_version": code_version()}
             for spec in metric_specs(task)
         ],
-        "metric_options": resolve_options(task.run_format, task_metric_options(task)),
+        "metric_options": resolve_options(task.run_format, task_metric_options(task), task.metrics),
         "gold": {"prefix": ctx.layout.gold(task.id, "test"), "fingerprint": gold.fingerprint, "files": gold.files},
         "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint")} for r in runs],
         "missing": missing, "warnings": warnings,

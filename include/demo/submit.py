@@ -1,7 +1,9 @@
 """What the demo's participants do: put registration documents in the inbox and runs where their upload links point.
 
 Used by ``simulate`` (through ``dag.test()``) and by the live demo (under the scheduler), so both
-replay the same participant behaviour.
+replay the same participant behaviour. Each read and upload is retried on its own when the store
+fails transiently (:mod:`include.demo.retry`), so one throttled request neither loses a run nor
+sends the ones before it twice; what keeps failing raises :class:`~include.demo.retry.StandInError`.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from include.campaign.confirmation import confirm_on_submission
 from include.campaign.context import CampaignContext
 from include.campaign.teams import all_teams
 from include.demo.data import DemoData
+from include.demo.retry import retrying
 from include.demo.teams import DemoRegistration
 
 # moto, S3 and MinIO stamp uploads to the second: one team's runs of a task go up a second apart so
@@ -22,7 +25,7 @@ SAME_SLOT_GAP_SECONDS = 1.05
 
 def team_ids(ctx: CampaignContext) -> dict[str, str]:
     """Team name -> team id, from the team records the intake wrote."""
-    return {team["team_name"]: team["team_id"] for team in all_teams(ctx)}
+    return retrying("reading the team records", lambda: {team["team_name"]: team["team_id"] for team in all_teams(ctx)})
 
 
 def submit_registrations(ctx: CampaignContext, registrations: Iterable[DemoRegistration]) -> int:
@@ -31,10 +34,10 @@ def submit_registrations(ctx: CampaignContext, registrations: Iterable[DemoRegis
         mailbox = (registration.document.get("contact_email") or "").split("@")[0]
         key = ctx.layout.registrations_inbox() + "-".join(filter(None, (_slug(registration.team_name), _slug(mailbox)))) + ".json"
         document = json.dumps(registration.document, indent=2, ensure_ascii=False).encode("utf-8")
-        ctx.store.put_bytes(key, document, content_type="application/json")
+        retrying(f"uploading {key}", lambda: ctx.store.put_bytes(key, document, content_type="application/json"))
         contact = registration.document.get("contact_email")
         if isinstance(contact, str):  # the stand-in opens its confirmation link at once
-            confirm_on_submission(ctx, key, document, contact.strip(), "demo stand-in participant")
+            retrying(f"confirming {key}", lambda: confirm_on_submission(ctx, key, document, contact.strip(), "demo stand-in participant"))
         count += 1
     return count
 
@@ -53,7 +56,8 @@ def submit_runs(ctx: CampaignContext, demo: DemoData, late: bool, tasks: Iterabl
                 continue
             slot = (task_id, ids[run.team])
             time.sleep(max(0.0, SAME_SLOT_GAP_SECONDS - (time.monotonic() - last_upload.get(slot, float("-inf")))))
-            ctx.store.put_bytes(ctx.layout.submissions(task_id, ids[run.team]) + run.run_name, run.data)
+            key = ctx.layout.submissions(task_id, ids[run.team]) + run.run_name
+            retrying(f"uploading {key}", lambda: ctx.store.put_bytes(key, run.data))
             last_upload[slot] = time.monotonic()
             count += 1
     return count

@@ -2,8 +2,9 @@
 
 Both follow the organizers' preprocessing before scoring: lower-case, every run of digits
 replaced by the word ``number``, ASCII punctuation stripped. Per image, a prediction and a
-gold caption that are both empty after preprocessing score 1. A gold image the run does not
-caption counts as an empty prediction.
+gold caption that are both empty as written (before preprocessing, as the organizers test it)
+score 1; a prediction of "..." against an empty gold caption is not empty and scores 0. A gold
+image the run does not caption counts as an empty prediction.
 """
 from __future__ import annotations
 
@@ -26,15 +27,18 @@ def preprocess_caption(caption: str) -> str:
 
 
 def caption_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
-    """Preprocessed ``gold`` and ``predicted`` captions indexed by gold ID, or None without gold."""
+    """Preprocessed ``gold`` and ``predicted`` captions indexed by gold ID, and ``both_empty``
+    (both captions empty as written, before preprocessing); None without gold."""
     if "captions" not in gold:
         return None
     gold_captions = gold["captions"].assign(ID=lambda t: t["ID"].astype(str)).set_index("ID")["Caption"]
     predicted = run.assign(ID=lambda t: t["ID"].astype(str)).drop_duplicates("ID").set_index("ID")["Caption"]
     predicted = predicted.reindex(gold_captions.index).fillna("")
+    gold_texts, predicted_texts = [str(c) for c in gold_captions.fillna("")], [str(c) for c in predicted]
     return pd.DataFrame({
-        "gold": [preprocess_caption(str(c)) for c in gold_captions.fillna("")],
-        "predicted": [preprocess_caption(str(c)) for c in predicted],
+        "gold": [preprocess_caption(c) for c in gold_texts],
+        "predicted": [preprocess_caption(c) for c in predicted_texts],
+        "both_empty": [not g.strip() and not p.strip() for g, p in zip(gold_texts, predicted_texts)],
     }, index=gold_captions.index)
 
 
@@ -47,8 +51,8 @@ def caption_rouge1(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options:
 
     scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=False)
     values = [
-        1.0 if _both_empty(g, p) else scorer.score(g, p)["rouge1"].fmeasure
-        for g, p in zip(pairs["gold"], pairs["predicted"])
+        1.0 if both_empty else scorer.score(g, p)["rouge1"].fmeasure
+        for g, p, both_empty in zip(pairs["gold"], pairs["predicted"], pairs["both_empty"])
     ]
     return _mean_result(values, pairs.index, "rouge1")
 
@@ -72,16 +76,11 @@ def caption_bleu(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: M
     stats = bleu_statistics(predicted, references, tokenize="none",
                             max_order=int(options.get("caption_bleu_max_order", 4)))
     per_image = sentence_bleus(stats, smooth_method="none", effective_order=False) / 100.0
-    both_empty = np.array([_both_empty(g, p) for g, p in zip(pairs["gold"], pairs["predicted"])], dtype=bool)
-    per_image[both_empty] = 1.0
+    per_image[pairs["both_empty"].to_numpy(dtype=bool)] = 1.0
     result = _mean_result(per_image.tolist(), pairs.index, "bleu")
     if aggregation == "corpus" and result.computed:
         result.value = corpus_bleu(stats, smooth_method="none") / 100.0
     return result
-
-
-def _both_empty(gold_caption: str, predicted_caption: str) -> bool:
-    return not gold_caption.split() and not predicted_caption.split()
 
 
 def _mean_result(values: list[float], index: pd.Index, name: str) -> MetricResult:

@@ -66,10 +66,10 @@ MANUAL_CONCEPT_OPTIONS = {**CONCEPT_OPTIONS, "manual_concept_cuis": MANUAL_CONCE
 CAPTION_BLEU_OPTIONS = {"caption_bleu_aggregation": "mean_of_images", "caption_bleu_max_order": 4}
 VQA_METEOR_OPTIONS = {"meteor_alpha": 0.9, "meteor_beta": 3.0, "meteor_gamma": 0.5}
 PICTO_BLEU_OPTIONS = {"picto_bleu_tokenize": "13a"}
-PICTO_METEOR_OPTIONS = {**VQA_METEOR_OPTIONS, "picto_meteor_tokenize": "whitespace"}
+PICTO_METEOR_OPTIONS = {**VQA_METEOR_OPTIONS, "picto_meteor_tokenize": "treebank"}
 MASK_OPTIONS = {"magic_empty_mask_score": 1.0}
 CLOSED_VQA_OPTIONS = {"closed_vqa_average": "items"}
-NDCG_OPTIONS = {"ndcg_gain": "linear", "ndcg_average_over": "all_arguments"}
+NDCG_OPTIONS = {"ndcg_gain": "linear", "ndcg_average_over": "judged_arguments", "ndcg_annotators": "complete_pairs"}
 MODEL_OPTIONS = {"model_dir": None}
 
 

@@ -6,12 +6,18 @@ aspects first (per annotator), then annotators. The table is symmetric and amoun
 every value is at least 1 and one is 2, else 1 when any is positive, else 0", which is how it
 is applied to groups of any size (a single judgement keeps its value).
 
+As in the organizers' 2025 evaluation (touche-code, clef25/.../evaluation/eval_file.py), by default:
+- when the judgments hold two or more annotators, a pair (argument, image) not judged by all of
+  them is left out (option ``ndcg_annotators: all_pairs`` combines whatever judgements a pair has);
+- the mean runs over the test arguments minus the gold's exclusion list
+  (``excluded_arguments.txt``, optional) and skips the arguments nobody judged (option
+  ``ndcg_average_over: all_arguments`` keeps them, scoring 0). A test argument the run leaves
+  out scores 0 (validation refuses such runs anyway).
+
 nDCG@k follows trec_eval (linear gain, discount log2(rank + 1)); the ideal ranking is the best
-k judged images of the argument. Unjudged images gain 0. The mean runs over every argument of
-the gold ``arguments`` table, so a missing argument scores 0; option ``ndcg_average_over:
-judged_arguments`` averages over the arguments with at least one judgement instead, as
-ir-measures and ``trec_eval -c`` do. A run that repeats an image for one argument (validation
-refuses it) is scored with the image at its best rank only.
+k judged images of the argument; an argument whose judged images are all irrelevant scores 0.
+Unjudged images gain 0 (the organizers' script stops with "Missing relevance" there). A run that
+repeats an image for one argument (validation refuses it) is scored with the image at its best rank.
 
 Hand-written with numpy on integer codes rather than calling ir-measures: the grades need the
 combination table first, the mean needs the arguments nobody ranked, and scoring runs against
@@ -59,9 +65,15 @@ class GradedQrels:
     def argument_codes(self) -> np.ndarray:
         return self.pair_keys // len(self.images)
 
+    def judged_arguments(self) -> pd.Index:
+        """The arguments with at least one judged image left after combining."""
+        return self.arguments[np.unique(self.argument_codes())]
+
     def lookup(self, argument_codes: np.ndarray, image_codes: np.ndarray) -> np.ndarray:
         """Grades of (argument, image) code pairs; unjudged pairs (or unknown ids, code -1) get 0."""
         grades = np.zeros(len(argument_codes), dtype=np.int64)
+        if not len(self.pair_keys):
+            return grades
         known = (argument_codes >= 0) & (image_codes >= 0)
         keys = argument_codes[known] * len(self.images) + image_codes[known]
         slots = np.minimum(np.searchsorted(self.pair_keys, keys), len(self.pair_keys) - 1)
@@ -80,40 +92,54 @@ def combine_grades(group_keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarr
     return keys, np.where((highest >= 2) & (lowest >= 1), 2, np.where(highest >= 1, 1, 0))
 
 
+ANNOTATOR_RULES = ("complete_pairs", "all_pairs")
+
 # Gold tables are read-only once loaded (docs/format-contract.md), so the combined grades of a
 # judgments table are kept while that very table is alive: scoring many runs against one gold
 # (re-scoring, the benchmark) then combines once instead of once per run and metric.
-_QRELS_CACHE: dict[int, tuple[weakref.ref, GradedQrels]] = {}
+_QRELS_CACHE: dict[tuple[int, str], tuple[weakref.ref, GradedQrels]] = {}
 _QRELS_CACHE_SIZE = 8
 
 
-def graded_qrels(judgments: pd.DataFrame) -> GradedQrels:
-    """The combined grades of a judgments table (computed once per live table)."""
-    cached = _QRELS_CACHE.get(id(judgments))
+def graded_qrels(judgments: pd.DataFrame, annotators: str = "complete_pairs") -> GradedQrels:
+    """The combined grades of a judgments table (computed once per live table and rule)."""
+    cached = _QRELS_CACHE.get((id(judgments), annotators))
     if cached is not None and cached[0]() is judgments:
         return cached[1]
-    qrels = combine_judgments(judgments)
+    qrels = combine_judgments(judgments, annotators)
     if len(_QRELS_CACHE) >= _QRELS_CACHE_SIZE:
         _QRELS_CACHE.pop(next(iter(_QRELS_CACHE)))
-    _QRELS_CACHE[id(judgments)] = (weakref.ref(judgments), qrels)
+    _QRELS_CACHE[(id(judgments), annotators)] = (weakref.ref(judgments), qrels)
     return qrels
 
 
-def combine_judgments(judgments: pd.DataFrame) -> GradedQrels:
-    """Combine the raw aspect judgements: aspects per annotator first, then annotators."""
+def combine_judgments(judgments: pd.DataFrame, annotators: str = "complete_pairs") -> GradedQrels:
+    """Combine the raw aspect judgements: aspects per annotator first, then annotators.
+
+    ``complete_pairs``: with two or more annotators in the table, a pair some annotator did not
+    judge is left out, as the organizers' script does ("Missing scores for pair"); ``all_pairs``
+    combines the judgements a pair has.
+    """
+    if annotators not in ANNOTATOR_RULES:
+        raise ValueError(f"ndcg_annotators must be one of {', '.join(ANNOTATOR_RULES)}, not {annotators!r}")
     argument_codes, arguments = pd.factorize(judgments["argument_id"].astype(str))
     image_codes, images = pd.factorize(judgments["image_id"].astype(str))
-    annotator_codes, annotators = pd.factorize(judgments["annotator"].astype(str))
+    annotator_codes, annotator_names = pd.factorize(judgments["annotator"].astype(str))
     pair_keys = argument_codes.astype(np.int64) * len(images) + image_codes
-    per_annotator, annotator_grades = combine_grades(pair_keys * len(annotators) + annotator_codes,
+    per_annotator, annotator_grades = combine_grades(pair_keys * len(annotator_names) + annotator_codes,
                                                      judgments["value"].to_numpy(dtype=np.int64))
-    pairs, grades = combine_grades(per_annotator // len(annotators), annotator_grades)
+    pair_of = per_annotator // max(len(annotator_names), 1)
+    if annotators == "complete_pairs" and len(annotator_names) > 1:
+        judged_by = np.bincount(pair_of)  # per_annotator keys are distinct: one count per annotator
+        complete = judged_by[pair_of] == len(annotator_names)
+        pair_of, annotator_grades = pair_of[complete], annotator_grades[complete]
+    pairs, grades = combine_grades(pair_of, annotator_grades)
     return GradedQrels(pd.Index(arguments), pd.Index(images), pairs, grades)
 
 
-def graded_relevance(judgments: pd.DataFrame) -> pd.Series:
+def graded_relevance(judgments: pd.DataFrame, annotators: str = "complete_pairs") -> pd.Series:
     """Relevance 0/1/2 per (argument_id, image_id), as a Series (for reports and tests)."""
-    qrels = graded_qrels(judgments)
+    qrels = graded_qrels(judgments, annotators)
     index = pd.MultiIndex.from_arrays([qrels.arguments[qrels.argument_codes()],
                                        qrels.images[qrels.pair_keys % len(qrels.images)]],
                                       names=["argument_id", "image_id"])
@@ -188,8 +214,8 @@ def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mappin
     if "judgments" not in gold:
         return MetricResult.missing("the gold folder has no judgments table (judgments.csv)")
     gain = options.get("ndcg_gain", "linear")
-    qrels = graded_qrels(gold["judgments"])
-    arguments = _arguments_to_average(gold, qrels, options.get("ndcg_average_over", "all_arguments"))
+    qrels = graded_qrels(gold["judgments"], options.get("ndcg_annotators", "complete_pairs"))
+    arguments = _arguments_to_average(run, gold, qrels, options.get("ndcg_average_over", "judged_arguments"))
     if isinstance(arguments, str):
         return MetricResult.missing(arguments)
     ideal, achieved = ideal_dcg(qrels, depth, gain), ranked_dcg(run, qrels, depth, gain)
@@ -201,19 +227,22 @@ def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mappin
     return MetricResult(value=float(np.mean(per_argument.to_numpy())), per_item=per_argument)
 
 
-def _arguments_to_average(gold, qrels: GradedQrels, average_over: str) -> pd.Index | str:
-    """The arguments the mean runs over, or why there are none."""
-    if average_over == "all_arguments":
-        if "arguments" not in gold:
-            return "the gold folder has no arguments table (arguments.csv)"
-        arguments = pd.unique(gold["arguments"]["argument_id"].astype(str))
-    elif average_over == "judged_arguments":
-        arguments = qrels.arguments.to_numpy()
-    else:
-        raise ValueError(f"ndcg_average_over must be 'all_arguments' or 'judged_arguments', not {average_over!r}")
+def _arguments_to_average(run: pd.DataFrame, gold, qrels: GradedQrels, average_over: str) -> pd.Index | str:
+    """The arguments the mean runs over, or why there are none: the test arguments (those of the
+    run when the gold has no arguments table) minus the exclusion list; ``judged_arguments`` also
+    leaves out those nobody judged."""
+    if average_over not in ("judged_arguments", "all_arguments"):
+        raise ValueError(f"ndcg_average_over must be 'judged_arguments' or 'all_arguments', not {average_over!r}")
+    source = gold["arguments"] if "arguments" in gold else run
+    arguments = pd.Index(pd.unique(source["argument_id"].astype(str)), name="argument_id")
+    excluded = gold.get("excluded_arguments")
+    if excluded is not None and len(excluded):
+        arguments = arguments[~arguments.isin(excluded["argument_id"].astype(str))]
+    if average_over == "judged_arguments":
+        arguments = arguments[arguments.isin(qrels.judged_arguments())]
     if len(arguments) == 0:
-        return "there is no argument to average over"
-    return pd.Index(arguments, name="argument_id")
+        return "there is no argument to average over (every test argument is excluded or unjudged)"
+    return arguments
 
 
 def ndcg_at_1(run, gold, options: Mapping[str, Any]) -> MetricResult:

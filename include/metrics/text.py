@@ -3,12 +3,15 @@
 MEDVQA-GI follows the organizers' Hugging Face ``evaluate`` metrics with one reference per
 question and no normalisation: BLEU is the corpus BLEU of the 13a-tokenized answers without
 smoothing; ROUGE-1/2/L are F-measures of rouge-score without stemming, averaged exactly
-(``evaluate`` reports a bootstrap median, which wobbles in the fourth decimal); METEOR is NLTK's
+(``evaluate`` reports a bootstrap median whose seed comes from numpy's unseeded state, so
+its figure changes from one run of the organizers' script to the next, by up to 0.01 on the
+2025 runs); METEOR is NLTK's
 (alpha 0.9, beta 3, gamma 0.5) on word-tokenized text, averaged over questions.
 
 ToPicto: PictoER is the corpus word error rate over pictogram terms x 100 (jiwer); a sentence
 the run leaves out counts as an empty hypothesis. SacreBLEU is corpus BLEU with sacrebleu's
-defaults; METEOR is NLTK's on the space-separated terms, x 100.
+defaults; METEOR is NLTK's x 100 on NLTK ``word_tokenize`` tokens, as the organizers' ``evaluate``
+"meteor" does (option ``picto_meteor_tokenize: whitespace`` splits on spaces only).
 """
 from __future__ import annotations
 
@@ -152,12 +155,12 @@ def picto_sacrebleu(run, gold, options: Mapping[str, Any]) -> MetricResult:
 
 
 def picto_meteor(run, gold, options: Mapping[str, Any]) -> MetricResult:
-    """Mean per-sentence METEOR x 100 on pictogram terms."""
+    """Mean per-sentence METEOR x 100 on pictogram terms (NLTK word_tokenize tokens by default)."""
     pairs = _picto_pairs(run, gold)
     if pairs is None:
         return MetricResult.missing("the gold folder has no references table (references.json)")
     tokenizers = {"whitespace": str.split, "treebank": word_tokenize}
-    choice = options.get("picto_meteor_tokenize", "whitespace")
+    choice = options.get("picto_meteor_tokenize", "treebank")
     if choice not in tokenizers:
         raise ValueError(f"picto_meteor_tokenize must be one of {', '.join(tokenizers)}, not {choice!r}")
     return _meteor(pairs, tokenizers[choice], options, scale=100.0)

@@ -13,14 +13,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 from email_validator import EmailNotValidError, validate_email
 
 from include.campaign.context import CampaignContext
 from include.campaign.layout import UnsafeKeyError, segment
-from include.campaign.registration import AGREEMENT_PREFIX, read_registration, registration_schema
+from include.campaign.registration import AGREEMENT_PREFIX, read_registration, registration_validator
 from include.campaign.teams import describe_moment, utc_stamp
-from include.portal.security import text_problem
 from include.portal.settings import Limits
 
 TEXT_FIELDS = ("team_name", "affiliation", "country", "contact_name", "contact_email")
@@ -43,9 +41,8 @@ def check_registration(ctx: CampaignContext, form: RegistrationForm, limits: Lim
     document: dict[str, Any] = {}
     for name in TEXT_FIELDS:
         value = form.values.get(name, "").strip()
-        problem = text_problem(value, limits.field_chars)
-        if problem:
-            form.add(name, problem)
+        if len(value) > limits.field_chars:  # before any other rule reads it
+            form.add(name, f"is {len(value)} characters long; at most {limits.field_chars} are accepted here")
         document[name] = value.upper() if name == "country" else value
     document["tasks"] = list(dict.fromkeys(form.tasks))
     _schema_messages(document, form)
@@ -60,14 +57,18 @@ def check_registration(ctx: CampaignContext, form: RegistrationForm, limits: Lim
 
 
 def _schema_messages(document: dict[str, Any], form: RegistrationForm) -> None:
-    schema = registration_schema()
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(document):
+    """The schema's messages, with intake's own validator (its ``x-text`` rules on characters and scripts)."""
+    errors = sorted(registration_validator().iter_errors(document), key=lambda e: e.validator != "x-text")  # the precise one first
+    for error in errors:
         path = list(error.absolute_path)
         name = str(path[0]) if path else "form"
         if name in form.errors:
             continue  # one message per field is enough; the first is the clearest
         if error.validator == "required":
             form.add(name if path else "form", "is required")
+            continue
+        if error.validator == "x-text":
+            form.add(name, error.message)  # which character or which scripts, in intake's words
             continue
         rule = error.schema.get("x-message") if isinstance(error.schema, dict) else None
         form.add(name, rule or error.message if name != "tasks" else "choose one or more tasks of the campaign, each once")

@@ -43,6 +43,9 @@ def test_every_dag_explains_itself(dagbag):
         for task in dag.tasks:
             assert task.owner and task.owner != "airflow", (dag_id, task.task_id)
             assert task.retries >= 2, (dag_id, task.task_id)
+            assert task.execution_timeout is not None and task.execution_timeout.total_seconds() > 0, (dag_id, task.task_id)
+            if hasattr(task, "response_timeout"):  # a human-in-the-loop wait is bounded on its own
+                assert task.response_timeout is not None, (dag_id, task.task_id)
             assert re.fullmatch(r"[a-z][a-z0-9_]+", task.task_id), (dag_id, task.task_id)
 
 
@@ -72,4 +75,5 @@ def test_a_broken_campaign_file_becomes_an_error_dag(tmp_path, monkeypatch):
     assert "imageclef2025_registration" in bag.dags
     assert not any(d.startswith("brokenlab_") and not d.endswith("_campaign_file_error") for d in bag.dags)
     error_dag = bag.dags["brokenlab_campaign_file_error"]
+    assert all(task.execution_timeout is not None for task in error_dag.tasks)
     assert "registration_closes" in error_dag.doc_md and "2025-12-20" in error_dag.doc_md

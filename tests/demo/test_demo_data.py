@@ -119,7 +119,8 @@ def test_images_are_real_pngs_and_masks_binary_tiffs(demo):
         elif name.endswith(".tiff"):
             mask = tifffile.imread(io.BytesIO(data))
             assert mask.ndim == 2, name
-            assert set(np.unique(mask)) <= {0, 255}, name
+            # 0/1 as the organizers stage gold and score runs (their scorer counts pixels equal to 1)
+            assert set(np.unique(mask.astype(np.uint8))) <= {0, 1}, name
             assert mask.any(), f"{name}: an empty mask"
 
 

@@ -30,9 +30,9 @@ from tests.deploy.deployment_files import (
 
 AIRFLOW_COMPONENTS = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models"]
 AIRFLOW_SERVICES = AIRFLOW_COMPONENTS + ["airflow-init"]
-BACKING_SERVICES = ["postgres", "redis", "minio", "mailpit"]
+BACKING_SERVICES = ["postgres", "redis", "minio", "minio-init", "mailpit"]
 WORKERS = ["airflow-worker", "airflow-worker-models"]
-ONE_SHOT_SERVICES = {"airflow-init", "airflow-cli"}
+ONE_SHOT_SERVICES = {"airflow-init", "airflow-cli", "minio-init"}
 SHARED_SECRETS = ["AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|_KEY_ID$")
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -215,6 +215,51 @@ def test_smtp_connection_points_at_mailpit_by_default(services, test_environ):
     # Without any .env value the defaults still make valid JSON (ports, booleans).
     defaults = {name: "x" for name in test_environ if SECRET_NAME.search(name)}
     json.loads(interpolate(services["airflow-worker"]["environment"]["AIRFLOW_CONN_SMTP_DEFAULT"], defaults))
+
+
+def test_presigned_links_have_their_own_signers_from_env(services, test_environ):
+    for name in AIRFLOW_SERVICES:
+        extra = json.loads(resolved_env(services[name], test_environ)["AIRFLOW_CONN_CLEF_S3"])["extra"]
+        for kind in ("upload", "download"):
+            signer = (extra[f"{kind}_access_key_id"], extra[f"{kind}_secret_access_key"])
+            assert signer == (f"marker-CLEF_S3_{kind.upper()}_ACCESS_KEY_ID", f"marker-CLEF_S3_{kind.upper()}_SECRET_ACCESS_KEY"), f"{name}: {kind} signer"
+
+
+def test_minio_init_creates_the_signers_with_the_policies_of_deploy_minio(services, test_environ):
+    init = services["minio-init"]
+    assert init["image"] == services["minio"]["image"], "minio-init runs mc from the pinned MinIO image"
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    mounts = {parts[1]: parts[0] for parts in (interpolate(volume, test_environ).split(":") for volume in init["volumes"])}
+    assert mounts["/opt/clef/minio"].endswith("/deploy/minio")
+    assert "/opt/clef/minio/init.sh" in command_tokens(init, test_environ)
+    environment = resolved_env(init, test_environ)
+    minio_env = resolved_env(services["minio"], test_environ)
+    assert (environment["MINIO_ROOT_USER"], environment["MINIO_ROOT_PASSWORD"]) == (minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"])
+    assert urlsplit(environment["MINIO_URL"]).hostname == "minio"
+    extra = json.loads(resolved_env(services["airflow-worker"], test_environ)["AIRFLOW_CONN_CLEF_S3"])["extra"]
+    for kind in ("upload", "download"):
+        assert environment[f"CLEF_S3_{kind.upper()}_ACCESS_KEY_ID"] == extra[f"{kind}_access_key_id"], "minio-init creates the users the DAGs sign with"
+        assert environment[f"CLEF_S3_{kind.upper()}_SECRET_ACCESS_KEY"] == extra[f"{kind}_secret_access_key"]
+    assert environment["CLEF_BUCKET"] == resolved_env(services["airflow-worker"], test_environ)["CLEF_BUCKET"]
+    assert services["airflow-init"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully", (
+        "airflow-init (and so every component) starts once the signers exist")
+
+
+# What may listen beyond this machine: what participants reach, MinIO's S3 API (their links) and the
+# participants' portal.
+PUBLIC_CONTAINER_PORTS = {("minio", 9000), ("participant-portal", 8000)}
+
+
+def test_uis_and_consoles_listen_on_loopback_only(services, test_environ):
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            text = interpolate(str(mapping), test_environ)
+            container_port = int(text.rsplit(":", 1)[-1])
+            if (name, container_port) in PUBLIC_CONTAINER_PORTS:
+                continue
+            assert text.startswith("127.0.0.1:"), f"service {name} publishes {text} on every interface"
+    for name, port in (("airflow-apiserver", 8080), ("minio", 9001), ("mailpit", 8025)):
+        assert port in container_ports(services[name]), f"{name} no longer publishes {port}: update this test"
 
 
 # --- workers and queues -----------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def env_values(path: Path) -> dict[str, str]:
 
 
 def test_compose_accepts_the_file_with_a_generated_env(model):
-    expected = {"postgres", "redis", "minio", "mailpit", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models", "participant-portal"}
+    expected = {"postgres", "redis", "minio", "minio-init", "mailpit", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models", "participant-portal"}
     assert set(model["services"]) == expected, "services outside any profile"
 
 
@@ -73,6 +73,27 @@ def test_resolved_secrets_and_connections_are_the_env_values(model, env_file):
         assert (s3["login"], s3["password"]) == (values["CLEF_S3_ACCESS_KEY_ID"], values["CLEF_S3_SECRET_ACCESS_KEY"]), name
         smtp = json.loads(environment["AIRFLOW_CONN_SMTP_DEFAULT"])
         assert (smtp["host"], smtp["port"]) == ("mailpit", 1025), name
+
+
+def test_only_the_s3_api_and_the_portal_are_published_beyond_this_machine(model):
+    published = {(name, port["target"]): port.get("host_ip") for name, service in model["services"].items() for port in service.get("ports", [])}
+    assert published[("airflow-apiserver", 8080)] == "127.0.0.1"
+    assert published[("minio", 9001)] == "127.0.0.1"
+    beyond = sorted(key for key, host_ip in published.items() if host_ip != "127.0.0.1")
+    assert beyond == [("minio", 9000), ("participant-portal", 8000)], f"published on every interface: {beyond}"
+
+
+def test_link_signers_reach_minio_init_and_the_connection(model, env_file):
+    values = env_values(env_file)
+    init = model["services"]["minio-init"]["environment"]
+    extra = json.loads(model["services"]["airflow-worker"]["environment"]["AIRFLOW_CONN_CLEF_S3"])["extra"]
+    for kind in ("UPLOAD", "DOWNLOAD"):
+        key_id, secret = values[f"CLEF_S3_{kind}_ACCESS_KEY_ID"], values[f"CLEF_S3_{kind}_SECRET_ACCESS_KEY"]
+        assert key_id and secret and key_id != values["CLEF_S3_ACCESS_KEY_ID"], f"make_env generates a {kind.lower()} principal of its own"
+        assert (init[f"CLEF_S3_{kind}_ACCESS_KEY_ID"], init[f"CLEF_S3_{kind}_SECRET_ACCESS_KEY"]) == (key_id, secret)
+        assert (extra[f"{kind.lower()}_access_key_id"], extra[f"{kind.lower()}_secret_access_key"]) == (key_id, secret)
+    depends = model["services"]["airflow-init"]["depends_on"]
+    assert depends["minio-init"]["condition"] == "service_completed_successfully"
 
 
 def test_models_worker_listens_to_the_models_queue_only(model):

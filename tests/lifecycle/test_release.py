@@ -212,4 +212,6 @@ def test_an_address_the_server_refuses_is_reported_and_the_other_teams_are_serve
     assert result["teams_notified"] == ["fine-team"]
     [refused] = result["mail"]["undeliverable"]
     assert refused["recipient"] == "bounce@team.example.org" and "no such mailbox" in refused["error"]
-    assert [m.recipients for m in recorder.messages] == [["fine@team.example.org"]]
+    assert [m.recipients for m in recorder.messages] == [["fine@team.example.org"], ["chair@lab.example.org"]]
+    told = recorder.messages[1]  # the organizers are told which address bounced, once
+    assert "bounce@team.example.org" in told.body and "no such mailbox" in told.body and "release of beta/dev" in told.subject

@@ -36,12 +36,15 @@ def unigram_f(reference: str, hypothesis: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def nltk_bleu(reference: str, hypothesis: str) -> float:
-    """The organizers' per-image BLEU: NLTK sentence_bleu, method0, on word_tokenize tokens."""
+def nltk_bleu(reference: str, hypothesis: str, both_empty: bool) -> float:
+    """The organizers' per-image BLEU: NLTK sentence_bleu, method0, on word_tokenize tokens;
+    1 when both captions are empty as written."""
     ref = word_tokenize(reference, preserve_line=True)
     hyp = word_tokenize(hypothesis, preserve_line=True)
-    if not ref and not hyp:
+    if both_empty:
         return 1.0
+    if not ref or not hyp:
+        return 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sentence_bleu([ref], hyp, smoothing_function=SmoothingFunction().method0)
@@ -58,7 +61,8 @@ def generated_captions(seed: int, images: int = 120):
         if rng.random() < 0.5:
             kept += rng.choices(WORDS, k=2)
         run[f"img{n}"] = " ".join(kept).upper() if rng.random() < 0.3 else " ".join(kept)
-    gold["both_empty"], run["both_empty"] = "", "!!"
+    gold["both_empty"], run["both_empty"] = "", ""
+    gold["dots_vs_empty"], run["dots_vs_empty"] = "", "!!"  # not empty as written: scores 0
     gold["hyp_empty"], run["hyp_empty"] = "A 12 mm nodule.", ""
     gold["not_in_run"] = "a caption the run skips"
     return run, gold
@@ -81,9 +85,9 @@ def test_rouge1_and_bleu_match_independent_computations(seed):
     expected_rouge, expected_bleu = [], []
     for image_id, gold_caption in gold.items():
         reference, hypothesis = organizers_preprocess(gold_caption), organizers_preprocess(run.get(image_id, ""))
-        both_empty = not reference.split() and not hypothesis.split()
+        both_empty = not gold_caption and not run.get(image_id, "")  # tested on the captions as written
         expected_rouge.append(1.0 if both_empty else unigram_f(reference, hypothesis))
-        expected_bleu.append(nltk_bleu(reference, hypothesis))
+        expected_bleu.append(nltk_bleu(reference, hypothesis, both_empty))
     rouge, bleu = results["caption_rouge1"], results["caption_bleu"]
     assert rouge.per_item.to_list() == pytest.approx(expected_rouge, abs=1e-9)
     assert abs(rouge.value - sum(expected_rouge) / len(expected_rouge)) < 1e-9
@@ -91,6 +95,7 @@ def test_rouge1_and_bleu_match_independent_computations(seed):
     assert abs(bleu.value - sum(expected_bleu) / len(expected_bleu)) < 1e-9
     assert rouge.per_item["both_empty"] == 1.0 and bleu.per_item["both_empty"] == 1.0
     assert rouge.per_item["hyp_empty"] == 0.0 and bleu.per_item["not_in_run"] == 0.0
+    assert rouge.per_item["dots_vs_empty"] == 0.0 and bleu.per_item["dots_vs_empty"] == 0.0
 
 
 def test_corpus_bleu_option_matches_sacrebleu_corpus_score():

@@ -82,7 +82,7 @@ def test_score_run_refuses_unknown_options_and_names_the_known_ones():
     run, gold = _gans_tables()
     with pytest.raises(ValueError, match="ndcg_gain"):
         score_run("gans-detection-csv", ["gans_accuracy"], run, gold, options={"ndcg_gain": "linear"})
-    with pytest.raises(ValueError, match="known options: ndcg_average_over, ndcg_gain"):
+    with pytest.raises(ValueError, match="known options: ndcg_annotators, ndcg_average_over, ndcg_gain"):
         score_run("touche-results-jsonl", ["ndcg_at_5"], run, gold, options={"gain": "linear"})
 
 

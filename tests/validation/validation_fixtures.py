@@ -119,7 +119,7 @@ def _gold_masks(folder: Path) -> None:
     (folder / "masks").mkdir(exist_ok=True)
     for item, (height, width) in MASK_ITEMS.items():
         for annotator in ("ann0", "ann1", "ann2"):
-            tifffile.imwrite(folder / "masks" / f"{item}_mask_{annotator}.tiff", square_mask(height, width))
+            tifffile.imwrite(folder / "masks" / f"{item}_mask_{annotator}.tiff", square_mask(height, width, 1))
 
 
 def _gold_closed_vqa(folder: Path) -> None:

@@ -93,6 +93,8 @@ def fingerprint(folder: Path, schema: RunSchema) -> tuple:
 
 def load_gold_file(folder: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:
     path = folder / spec.path_name
+    if not path.exists() and spec.optional:
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in spec.columns})
     if not path.exists():
         raise GoldError(f"gold file {path} is missing ({schema.format} needs {spec.path_name}: {', '.join(spec.columns)})")
     loaders = {"csv": read_gold_csv, "json-list": read_gold_json, "lines": read_gold_lines,

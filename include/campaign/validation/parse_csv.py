@@ -28,7 +28,7 @@ def parse_csv(text: str, file: str, schema: RunSchema, findings: Findings) -> pd
     check_delimiter(text, file, spec.delimiter, findings)
     rows, lines = read_records(text, file, spec.delimiter, findings)
     rows, lines = apply_header_rule(rows, lines, file, schema, findings)
-    rows = fix_field_counts(rows, lines, file, spec.columns, spec.delimiter, findings)
+    rows = fix_field_counts(rows, lines, file, spec.columns, spec.delimiter, findings, spec.last_field_optional)
     with paused_gc():
         columns = _columns(rows, len(spec.columns))
         del rows  # the row lists are no longer needed; free them before building the frame
@@ -144,12 +144,18 @@ def apply_header_rule(rows, lines, file: str, schema: RunSchema, findings: Findi
     return (rows[1:], lines[1:]) if is_header else (rows, lines)
 
 
-def fix_field_counts(rows, lines, file: str, columns: list[str], delimiter: str, findings: Findings):
+def fix_field_counts(rows, lines, file: str, columns: list[str], delimiter: str, findings: Findings,
+                     last_optional: bool = False):
     """Record every record with the wrong number of fields, then pad or cut it to size so the
-    rules about ids still see it (and a stray comma does not also report a missing id)."""
+    rules about ids still see it (and a stray comma does not also report a missing id). With
+    ``last_optional`` a record may stop before the last field, which then reads as empty."""
     width = len(columns)
     if not rows or set(map(len, rows)) == {width}:
         return rows
+    if last_optional:
+        for index, row in enumerate(rows):
+            if len(row) == width - 1:
+                rows[index] = row + [""]
     wrong = [index for index, row in enumerate(rows) if len(row) != width]
     layout = delimiter.join(columns)
     description = f"every line has {width} fields ({layout})"

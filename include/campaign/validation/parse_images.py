@@ -59,8 +59,9 @@ def check_pixels(pixels: int, max_pixels: int | None) -> None:
                            f"the image holds {pixels} pixels, over the limit of {max_pixels}")
 
 
-def binary_mask(data: bytes, max_pixels: int | None) -> np.ndarray:
-    """The mask as a 2-D bool array; ``ImageProblem`` when not a single-channel binary TIFF."""
+def binary_mask(data: bytes, max_pixels: int | None, on_value: int | None = None) -> np.ndarray:
+    """The mask as a 2-D bool array; ``ImageProblem`` when not a single-channel binary TIFF (whose
+    marked pixels equal ``on_value`` when given)."""
     import tifffile
 
     try:
@@ -81,18 +82,24 @@ def binary_mask(data: bytes, max_pixels: int | None) -> np.ndarray:
     if pixels.ndim != 2:
         raise ImageProblem("mask.single-channel", "a mask is a single-channel 2-D image",
                            f"the mask has shape {tuple(pixels.shape)}; a mask is one channel of height x width")
-    return to_bool(pixels)
+    return to_bool(pixels, on_value)
 
 
-def to_bool(pixels: np.ndarray) -> np.ndarray:
+def to_bool(pixels: np.ndarray, on_value: int | None = None) -> np.ndarray:
     if pixels.dtype == bool:
         return pixels
     on = pixels != 0
     on_values = pixels[on]
     if on_values.size and not (on_values == on_values[0]).all():
         shown_values = ", ".join(str(v) for v in np.unique(pixels)[:6])
-        raise ImageProblem("mask.binary", "a mask is binary: 0 and one other value (1 or 255)",
+        expected = f"0 and {on_value}" if on_value is not None else "0 and one other value (1 or 255)"
+        raise ImageProblem("mask.binary", f"a mask is binary: {expected}",
                            f"the mask is not binary: its pixel values include {shown_values}")
+    if on_value is not None and on_values.size and on_values[0] != on_value:
+        raise ImageProblem("mask.values", f"mask pixels are {on_value} on the lesion and 0 elsewhere",
+                           f"the mask's pixels are 0 and {on_values[0]}; the organizers' scorer counts only pixels "
+                           f"equal to {on_value} (a 0/{on_values[0]} mask scores 0 there): write {on_value} for the "
+                           f"lesion and 0 elsewhere, e.g. tifffile.imwrite(name, (mask > 0).astype('uint8'))")
     return on
 
 
@@ -115,7 +122,7 @@ def read_images(source: RunSource, members, schema: RunSchema, findings: Finding
             if spec.type == "png":
                 row["width"], row["height"] = png_size(data, spec.max_pixels)
             else:
-                mask = binary_mask(data, spec.max_pixels)
+                mask = binary_mask(data, spec.max_pixels, spec.mask_on_value)
                 row["mask"] = mask
                 row["height"], row["width"] = mask.shape
         except ImageProblem as problem:

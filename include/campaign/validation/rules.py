@@ -221,6 +221,22 @@ def check_matches_gold(frame: pd.DataFrame, schema: RunSchema, gold, locator: Lo
         findings.add_examples(f"{rule.column}.matches-test-set", rule.description, len(bad), examples)
 
 
+def check_complete_sequence(frame: pd.DataFrame, schema: RunSchema, expected: pd.Index, locator: Locator,
+                            findings: Findings) -> None:
+    """Every test id the run covers has each value of the sequence (Touché: an image at every rank 1-5)."""
+    spec, ids = schema.complete_sequence, schema.ids
+    needed = set(range(spec.first, spec.last + 1))
+    rows = frame[frame[ids.column].isin(expected) & frame[spec.column].notna()]
+    present = rows.groupby(ids.column, sort=False)[spec.column].agg(set)
+    gaps = [(i, sorted(needed - values)) for i, values in present.items() if not needed <= values]
+    if not gaps:
+        return
+    examples = [locator.file_example(
+        f"{ids.label} {quoted(i)} has no {spec.column} {', '.join(map(str, missing))}: {spec.description}", i)
+        for i, missing in gaps[:MAX_EXAMPLES]]
+    findings.add_examples(f"{spec.column}.complete", spec.description, len(gaps), examples)
+
+
 def check_sizes(frame: pd.DataFrame, schema: RunSchema, gold, locator: Locator, findings: Findings) -> None:
     """Each mask has the source image's size, which is the size of the annotators' masks."""
     source = schema.file.size_from_gold

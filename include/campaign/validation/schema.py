@@ -53,12 +53,14 @@ class FileSpec(_Strict):
     header: Literal["optional", "forbidden", "required"] = "forbidden"
     header_first_field_contains: str | None = None
     columns: list[str] = []
+    last_field_optional: bool = False  # a line may stop after the first fields (no trailing delimiter)
     shape: Literal["records", "wide"] = "records"
     wide: WideSpec | None = None
     name_pattern: str | None = None
     name_hint: str | None = None
     max_pixels: int | None = None
     binary: bool = False
+    mask_on_value: int | None = None  # the value of a mask's marked pixels (0 is the background)
     size_from_gold: GoldColumn | None = None
 
 
@@ -141,6 +143,15 @@ class ReferenceSpec(_Strict):
         return data
 
 
+class CompleteSequence(_Strict):
+    """Within each id, ``column`` takes every value from ``first`` to ``last`` (Touché ranks 1-5)."""
+
+    column: str
+    first: int
+    last: int
+    description: str
+
+
 class MatchesGold(_Strict):
     column: str
     description: str
@@ -158,6 +169,7 @@ class GoldFileSpec(_Strict):
     str_columns: list[str] = []
     name_pattern: str | None = None
     public: bool = False  # a test input participants receive too (the release does not treat it as secret)
+    optional: bool = False  # may be absent from the gold folder: it then reads as an empty table
 
     @property
     def path_name(self) -> str:
@@ -181,6 +193,7 @@ class RunSchema(_Strict):
     single_value: list[SingleValue] = []
     references: list[ReferenceSpec] = []
     matches_gold: list[MatchesGold] = []
+    complete_sequence: CompleteSequence | None = None
     canonical_columns: list[str]
     gold: GoldSpec
 

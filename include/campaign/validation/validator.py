@@ -129,6 +129,8 @@ def check_run(parsed: ParsedRun, schema: RunSchema, entry: GoldEntry, findings: 
     counts.update(rules.check_coverage(frame, schema, gold, expected, match, locator, findings))
     if schema.ids.count_per_id:
         rules.check_count_per_id(frame, schema, expected, locator, findings)
+    if schema.complete_sequence:
+        rules.check_complete_sequence(frame, schema, expected, locator, findings)
     if schema.ids.pairs_from:
         rules.check_pairs(frame, schema, gold, expected, locator, findings)
     rules.check_references(frame, schema, gold, locator, findings)

@@ -1,9 +1,10 @@
 """MEDIQA-MAGIC: lesion segmentation (``magic-masks-zip``) and closed VQA (``magic-closed-vqa-json``).
 
 Segmentation: each test image (a tiny PNG) has two to four annotators' binary TIFF masks in the
-gold (``masks/IMG_{ENC}_{IMG}_mask_{ANN}.tiff``); a run is a zip of one TIFF mask per image named
-``IMG_{ENC}_{IMG}_mask_{SYS}.tiff``. The perfect run is the annotators' majority vote (a pixel is on
-when at least ceil(n/2) annotators marked it); a wrong mask is that vote shifted a few pixels.
+gold (``masks/IMG_{ENC}_{IMG}_mask_{ANN}.tiff``, 0/1 uint8 as the organizers stage them); a run is a
+zip of one 0/1 TIFF mask per image named ``IMG_{ENC}_{IMG}_mask_{SYS}.tiff``. The perfect run is
+the annotators' majority vote (a pixel is on when at least ceil(n/2) annotators marked it); a wrong
+mask is that vote shifted a few pixels.
 
 Closed VQA: a run and the gold ``closed_vqa.json`` are JSON lists of one object per encounter,
 ``{"encounter_id": ..., "CQID011-001": option, ...}``. Multi-slot families hold one to two real
@@ -77,7 +78,8 @@ class MagicSegmentation(FormatGenerator):
         ids = [f"IMG_{enc}_{number:05d}" for enc in encounters for number in range(1, IMAGES_PER_ENCOUNTER + 1)][:count]
         items = [(item_id, annotator_masks(rng)) for item_id in ids]
         files = {f"images/{item_id}.png": png_bytes(skin_with_lesion(rng, majority(masks))) for item_id, masks in items}
-        labels = {f"masks/{item_id}_mask_ann{number}.tiff": tiff_mask_bytes(mask)
+        # Gold masks as the organizers stage them: uint8, 1 on the lesion, 0 elsewhere.
+        labels = {f"masks/{item_id}_mask_ann{number}.tiff": tiff_mask_bytes(mask, on_value=1)
                   for item_id, masks in items for number, mask in enumerate(masks, start=1)}
         return SplitMaterial(items, files, labels)
 
@@ -87,8 +89,11 @@ class MagicSegmentation(FormatGenerator):
         return item_id, mask if correct else np.roll(mask, (rng.choice((-3, 3)), rng.choice((-4, 4))), axis=(0, 1))
 
     def encode(self, material, answers, system, variant):
-        on_value = 1 if variant == "alternate" else 255  # both are binary masks
-        return zip_bytes({f"{item_id}_mask_{system}.tiff": tiff_mask_bytes(mask, on_value) for item_id, mask in answers})
+        # 0/1 uint8 masks as the task asks (0/255 is refused); the alternate variant writes bilevel
+        # (1-bit) TIFFs, which read as 0/1 too.
+        if variant == "alternate":
+            return zip_bytes({f"{item_id}_mask_{system}.tiff": bilevel_tiff_bytes(mask) for item_id, mask in answers})
+        return zip_bytes({f"{item_id}_mask_{system}.tiff": tiff_mask_bytes(mask, on_value=1) for item_id, mask in answers})
 
     def invalid_run(self, material, rng, system):
         answers = self.answers(material, 1.0, rng)
@@ -96,6 +101,17 @@ class MagicSegmentation(FormatGenerator):
         answers[0] = (item_id, mask[:16, :16])
         return InvalidRun(self.encode(material, answers, system, None),
                           f"the mask of {item_id} is 16x16 pixels, its image {MASK_WIDTH}x{MASK_HEIGHT}")
+
+
+def bilevel_tiff_bytes(mask: np.ndarray) -> bytes:
+    """A 1-bit TIFF of a bool mask."""
+    import io
+
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.asarray(mask, dtype=bool))
+    return buffer.getvalue()
 
 
 class MagicClosedVqa(FormatGenerator):

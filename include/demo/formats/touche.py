@@ -2,10 +2,13 @@
 
 The test split stages the arguments (``arguments.csv`` with their claims), the image collection
 (tiny PNGs and ``images.txt``). The gold holds ``judgments.csv`` (two annotators x two aspects,
-values 0/1/2), ``arguments.csv`` (ids only) and ``images.txt``. A run is ``results.jsonl`` with five
-ranked images per argument. Judgement patterns are picked so that each judged image's combined
-grade (the organizers' table: aspects first, then annotators) is known: the perfect run ranks the
-best-graded images first, a wrong answer starts with an unjudged image and ranks the best one fourth.
+values 0/1/2), ``arguments.csv`` (ids only), ``images.txt`` and, as the organizers stage it,
+``excluded_arguments.txt``: the last argument of each split is left out of the evaluation and
+nobody judged it (in 2025 thirteen arguments were excluded). A run is ``results.jsonl`` with five
+ranked images per argument, the excluded one included (every argument must be present).
+Judgement patterns are picked so that each judged image's combined grade (the organizers' table:
+aspects first, then annotators) is known: the perfect run ranks the best-graded images first, a
+wrong answer starts with an unjudged image and ranks the best one fourth.
 """
 from __future__ import annotations
 
@@ -44,13 +47,17 @@ class ToucheRetrieval(FormatGenerator):
     def split(self, rng, split, count):
         arguments = [f"{split}-arg-{number:03d}" for number in range(1, count + 1)]
         collection = [f"I{hex_id(rng, 16)}" for _ in range(count * (JUDGED_PER_ARGUMENT + COLLECTION_PER_ARGUMENT))]
+        excluded = arguments[-1:]
         items, judgments = [], []
         for argument, start in zip(arguments, range(0, len(collection), JUDGED_PER_ARGUMENT)):
             # The first image of every pool is highly relevant, so every argument has an ideal ranking.
             grades = [2] + [rng.choice((0, 0, 1, 1, 2, 2)) for _ in range(JUDGED_PER_ARGUMENT - 1)]
             pool = list(zip(collection[start:start + JUDGED_PER_ARGUMENT], grades))
             for image, grade in pool:
-                for annotator, values in zip(("a1", "a2"), rng.choice(PATTERNS[grade])):
+                patterns = rng.choice(PATTERNS[grade])
+                if argument in excluded:
+                    continue  # left out of the evaluation: nobody judged it
+                for annotator, values in zip(("a1", "a2"), patterns):
                     judgments += [[argument, image, annotator, aspect, value] for aspect, value in zip(ASPECTS, values)]
             items.append((argument, sorted(pool, key=lambda judged: -judged[1])))
         claims = [[argument, CLAIMS[number % len(CLAIMS)]] for number, argument in enumerate(arguments)]
@@ -59,7 +66,8 @@ class ToucheRetrieval(FormatGenerator):
         files["images.txt"] = text_lines_bytes(collection)
         labels = {"judgments.csv": csv_bytes(judgments, ["argument_id", "image_id", "annotator", "aspect", "value"]),
                   "arguments.csv": csv_bytes([[a] for a in arguments], ["argument_id"]),
-                  "images.txt": text_lines_bytes(collection)}
+                  "images.txt": text_lines_bytes(collection),
+                  "excluded_arguments.txt": text_lines_bytes(excluded)}
         return SplitMaterial(items, files, labels, extra={"collection": collection})
 
     def predict(self, material, index, correct, rng):
@@ -80,5 +88,8 @@ class ToucheRetrieval(FormatGenerator):
         answers = self.answers(material, 1.0, rng)
         records = [{"argument_id": a, "method": "retrieval", "image_id": i, "rank": r, "tag": system}
                    for a, images in answers for r, i in enumerate(images, start=1)]
-        records[4]["rank"] = 6
-        return InvalidRun(jsonl_bytes(records), f"rank 6 for argument {records[4]['argument_id']} (ranks run from 1 to 5)")
+        argument, pool = material.items[0]
+        # A sixth image: the published validator lets extra ranks through, the task's rule (ranks 1-5) does not.
+        records.insert(5, {"argument_id": argument, "method": "retrieval", "image_id": pool[RANKS][0], "rank": 6,
+                           "tag": system})
+        return InvalidRun(jsonl_bytes(records), f"rank 6 for argument {argument} (ranks run from 1 to 5)")
