@@ -465,10 +465,8 @@ class ObjectStore:
         if redirect_url:
             fields["success_action_redirect"] = redirect_url
             conditions.append({"success_action_redirect": redirect_url})
-        try:
-            return self.client.generate_presigned_post(self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_seconds)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("sign an upload form for", key, exc) from None
+        with self._guard("sign an upload form for", key):  # signed by the upload principal, as presigned_put
+            return self.signing_client("upload").generate_presigned_post(self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_seconds)
 
     def presigned_put(self, key: str, expires_seconds: int) -> str:
         """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding), signed by the

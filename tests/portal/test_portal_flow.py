@@ -189,3 +189,13 @@ def _token(page: str) -> str:
     from tests.portal.conftest import form_token
 
     return form_token(page)
+
+
+def test_upload_forms_are_signed_by_the_upload_principal(s3_settings):
+    from dataclasses import replace
+
+    from include.campaign.store import ObjectStore, SigningKey
+
+    store = ObjectStore(replace(s3_settings, upload_signer=SigningKey("clefuploader01", "uploader-secret")))
+    post = store.presigned_post("portallab/submissions/beta/team-a/run-01", 400, 600)
+    assert post["fields"]["x-amz-credential"].startswith("clefuploader01/")
