@@ -90,6 +90,8 @@ def test_team_page_downloads_uploads_and_receipts(client, ctx, store, mailbox):
     assert listing.status_code == 200 and fetch(listing.text.strip()) == "\n".join(TEST_IDS).encode()
     blocked = client.post("/c/portallab/team/download", data={"csrf_token": _token(page.text), "task": "alpha", "split": "test", "path": "images/list.txt"})
     assert blocked.status_code == 403  # agreement pending
+    forged = client.post("/c/portallab/team/download", data={"task": "beta", "split": "test", "path": "images/list.txt"}, follow_redirects=False)
+    assert forged.status_code == 403 and "form key" in forged.text  # signed in, but no CSRF key: refused
 
     forms = upload_forms(page.text)
     assert sorted(forms) == ["run-01", "run-02", "run-03"]  # beta's slots; alpha has no upload form before approval
