@@ -15,21 +15,11 @@ from pathlib import Path
 import pendulum
 
 from include.campaign.calendar import MilestoneEvent
+from include.campaign.catalog import S3_CONN_ID, SMTP_CONN_ID, campaign_files, campaigns_dir  # noqa: F401 (re-exported)
 from include.campaign.config import Campaign, ConfigError, load_campaign
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CAMPAIGNS_DIR = PROJECT_ROOT / "include" / "campaigns"
-S3_CONN_ID = "clef_s3"
-SMTP_CONN_ID = "smtp_default"
 log = logging.getLogger(__name__)
-
-
-def campaigns_dir() -> Path:
-    return Path(os.environ.get("CLEF_CAMPAIGNS_DIR") or DEFAULT_CAMPAIGNS_DIR)
-
-
-def campaign_files() -> list[Path]:
-    return sorted(p for p in campaigns_dir().glob("*.yaml") if not p.name.startswith("_"))
 
 
 @lru_cache(maxsize=64)
@@ -155,16 +145,9 @@ def campaign_context(campaign_file: str):
     """The campaign, the store and the mailer, from the ``clef_s3`` and ``smtp_default`` connections."""
     from airflow.sdk import BaseHook
 
-    from include.campaign.context import CampaignContext
-    from include.campaign.mail import SmtpSettings
-    from include.campaign.store import ObjectStore, S3Settings
+    from include.campaign.catalog import context_from_connections
 
-    s3 = BaseHook.get_connection(S3_CONN_ID)
-    smtp = BaseHook.get_connection(SMTP_CONN_ID)
-    bucket = os.environ.get("CLEF_BUCKET", "clef-campaign")
-    s3_settings = S3Settings.from_connection(bucket=bucket, login=s3.login, password=s3.password, extra=s3.extra_dejson)
-    smtp_settings = SmtpSettings.from_connection(host=smtp.host, port=smtp.port, login=smtp.login, password=smtp.password, extra=smtp.extra_dejson)
-    return CampaignContext(load_campaign(campaign_file), ObjectStore(s3_settings), smtp_settings)
+    return context_from_connections(campaign_file, BaseHook.get_connection(S3_CONN_ID), BaseHook.get_connection(SMTP_CONN_ID))
 
 
 def label_map_index(label: str) -> None:

@@ -22,6 +22,7 @@ from include.campaign.calendar import milestone_events, reminder_events
 from include.campaign.config import Campaign, parse_campaign
 from include.campaign.context import CampaignContext
 from include.campaign.simulation import replay_copy
+from include.campaign.statistics import interval_text
 from include.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc
@@ -209,7 +210,8 @@ def render_summary(report: SimulationReport, top: int = 5) -> str:
         for row in ranked[:top]:
             value = row["metrics"].get(metric) if metric else None
             shown = "n/c" if value is None else f"{value:.4f}"
-            lines.append(f"  {row['rank']:>3}  {row['team']}/{row['run']:<8} {shown}")
+            significance = f"  95 % CI {interval_text(row['interval'])}  group {row['group']}" if row.get("interval") else ""
+            lines.append(f"  {row['rank']:>3}  {row['team']}/{row['run']:<8} {shown}{significance}")
     lines.append("\ne-mails sent, by purpose:")
     for purpose, count in report.mail_by_purpose.items():
         lines.append(f"  {purpose:<26} {count}")

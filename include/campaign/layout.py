@@ -21,6 +21,7 @@ Every key starts with the campaign id, so several campaigns can share one bucket
     <campaign>/leaderboards/<task>/…           exports per evaluation version
     <campaign>/public/leaderboards/<task>/…    leaderboards once results are published
     <campaign>/outbox/<purpose>/<milestone>/<recipient>   one marker per e-mail sent
+    <campaign>/undeliverable/<purpose>/<milestone>/<recipient>.json   an address the SMTP server refused for good
 """
 from __future__ import annotations
 
@@ -136,6 +137,12 @@ class Layout:
 
     def outbox_prefix(self, purpose: str | None = None) -> str:
         return self._key("outbox", segment(purpose)) + "/" if purpose else self._key("outbox") + "/"
+
+    def undeliverable(self, purpose: str, milestone: str, recipient: str) -> str:
+        return self._key("undeliverable", segment(purpose), segment(milestone), segment(recipient.strip().lower()) + ".json")
+
+    def undeliverable_prefix(self) -> str:
+        return self._key("undeliverable") + "/"
 
 
 def _split(split: str) -> str:

@@ -8,6 +8,12 @@ metric was computed for no run at all, the first metric that was computed ranks 
 provisionally and every export says so. Valid runs without the ranking value and invalid runs
 are listed apart, unranked.
 
+Each ranked run also gets, from its per-item scores (``include/campaign/statistics.py``), a 95 %
+bootstrap interval of the ranking metric and a significance group: runs not significantly different
+from the best run share its group ``a`` (paired randomization tests, Holm-corrected). Every export
+shows them (CSV/JSON columns, HTML and LaTeX columns) and a figure draws every ranked run's value
+with its interval and group (SVG inside the HTML page, PDF beside the LaTeX table).
+
 Team and run names are text from participants: every export escapes them for its own format
 (HTML entities, LaTeX special characters, a leading ``'`` before spreadsheet formula characters
 in CSV).
@@ -24,7 +30,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from include.campaign import statistics as stats
 from include.campaign.mail import TEMPLATE_DIR
+from include.campaign.statistics import interval_text
 
 NOT_COMPUTED = "n/c"
 RANKED, NOT_RANKED, INVALID = "ranked", "not ranked", "invalid"
@@ -32,7 +40,9 @@ RANKED, NOT_RANKED, INVALID = "ranked", "not ranked", "invalid"
 TIE_DECIMALS = 12
 DISPLAY_DECIMALS = 4
 CSV_COLUMNS_BEFORE = ("rank", "team", "run", "status")
+CSV_COLUMNS_STATISTICS = ("ci_low", "ci_high", "group", "p_vs_best")
 CSV_COLUMNS_AFTER = ("note",)
+FIGURE_PDF = "leaderboard-figure.pdf"
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,10 @@ class Row:
     not_computed: dict[str, str] = field(default_factory=dict)
     rank: int | None = None
     note: str = ""
+    interval: tuple[float, float] | None = None  # bootstrap interval of the ranking metric
+    group: str = ""  # significance group marker (a = not significantly different from the best run)
+    p_vs_best: float | None = None  # Holm-adjusted p-value of the test against the best run
+    differs_from_best: bool | None = None  # None: not tested
 
     def value_text(self, metric: str, decimals: int | None = DISPLAY_DECIMALS) -> str:
         """The value as shown: rounded for display, "n/c" when not computed, empty for invalid runs."""
@@ -75,6 +89,8 @@ class Leaderboard:
     rows: list[Row]
     note: str = ""
     version: str | None = None
+    # How intervals and groups were computed (method, seed, resamples...), or why there are none.
+    statistics: dict[str, Any] = field(default_factory=dict)
 
     # --- views ----------------------------------------------------------------------------------
 
@@ -133,6 +149,10 @@ class Leaderboard:
                 "metrics": {c.name: (None if row.status == INVALID else row.values.get(c.name)) for c in self.columns},
                 "not_computed": dict(row.not_computed),
                 "note": row.note,
+                "interval": list(row.interval) if row.interval else None,
+                "group": row.group or None,
+                "p_vs_best": row.p_vs_best,
+                "differs_from_best": row.differs_from_best,
             }
             for row in self.rows
         ]
@@ -147,6 +167,7 @@ class Leaderboard:
             "metrics": [{"name": c.name, "higher_is_better": c.higher_is_better, "description": c.description} for c in self.columns],
             "participating_teams": len(self.teams),
             "team_ranks": self.team_ranks(),
+            "statistics": self.statistics,
             "rows": self.to_records(),
         }
 
@@ -157,17 +178,25 @@ class Leaderboard:
         """Exact values; "n/c" where a metric was not computed; invalid runs with empty metric cells."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([*CSV_COLUMNS_BEFORE, *(c.name for c in self.columns), *CSV_COLUMNS_AFTER])
+        writer.writerow([*CSV_COLUMNS_BEFORE, *(c.name for c in self.columns), *CSV_COLUMNS_STATISTICS, *CSV_COLUMNS_AFTER])
         for row in self.rows:
             cells = ["" if row.rank is None else str(row.rank), spreadsheet_safe(row.team), spreadsheet_safe(row.run), row.status]
             cells += [row.value_text(c.name, decimals=None) for c in self.columns]
+            cells += [*(repr(bound) for bound in row.interval or ("", ""))] if row.interval else ["", ""]
+            cells += [row.group, "" if row.p_vs_best is None else repr(row.p_vs_best)]
             writer.writerow(cells + [spreadsheet_safe(row.note)])
         return buffer.getvalue()
 
     def to_html(self) -> str:
         """A standalone page: escaped by the autoescaping template, sortable by clicking a header."""
+        from markupsafe import Markup
+
         template = html_environment().get_template("leaderboard.html.j2")
-        return template.render(board=self, NOT_COMPUTED=NOT_COMPUTED, team_ranks=self.team_ranks())
+        svg = self.figure("svg").decode("utf-8") if self.has_intervals else ""
+        # matplotlib draws text as paths; the only copies of participants' text are in comments, dropped here.
+        figure = Markup(re.sub(r"<!--.*?-->", "", svg[svg.index("<svg"):], flags=re.S)) if svg else ""
+        return template.render(board=self, NOT_COMPUTED=NOT_COMPUTED, team_ranks=self.team_ranks(), figure=figure,
+                               interval_text=interval_text, settings_text=self.statistics_text())
 
     def to_latex(self) -> str:
         """A ``booktabs`` table for the working-notes overview; every value is LaTeX-escaped."""
@@ -177,6 +206,8 @@ class Leaderboard:
                 "rank": "" if row.rank is None else str(row.rank),
                 "team": row.team,
                 "run": row.run,
+                "interval": interval_text(row.interval) if row.status == RANKED else "",
+                "group": row.group,
                 "cells": [
                     {"text": row.value_text(c.name), "best": row.status == RANKED and row.values.get(c.name) is not None
                      and _tie_key(row.values[c.name]) == _tie_key(best.get(c.name))}
@@ -186,7 +217,45 @@ class Leaderboard:
             for row in self.rows
             if row.status != INVALID
         ]
-        return latex_environment().get_template("leaderboard.tex.j2").render(board=self, body=body, ranked_count=len(self.ranked))
+        return latex_environment().get_template("leaderboard.tex.j2").render(
+            board=self, body=body, ranked_count=len(self.ranked), with_statistics=self.has_intervals,
+            settings_text=self.statistics_text(), figure_file=FIGURE_PDF)
+
+    # --- statistics ----------------------------------------------------------------------------
+
+    @property
+    def has_intervals(self) -> bool:
+        return any(row.interval for row in self.ranked)
+
+    def statistics_text(self) -> str:
+        """How to read the intervals and groups (or why there are none), one paragraph."""
+        settings = self.statistics.get("settings")
+        if not settings:
+            return self.statistics.get("note", "")
+        text = (f"Intervals and groups on {self.ranked_by}: {stats.settings_text(settings)}. Runs sharing a letter "
+                "are not significantly different from that group's best run; group a holds the best run.")
+        return f"{text} {self.statistics['note']}" if self.statistics.get("note") else text
+
+    def figure(self, file_format: str) -> bytes:
+        """Every ranked run's value with its interval, coloured by group (``svg`` or ``pdf``)."""
+        from include.campaign.figures import interval_figure
+
+        rows = self.ranked
+        return interval_figure(
+            labels=[f"{row.rank}. {row.team} / {row.run}" for row in rows],
+            values=[row.values[self.ranked_by] for row in rows],
+            intervals=[row.interval for row in rows],
+            groups=[row.group for row in rows],
+            metric=f"{self.ranked_by} ({self.ranking_column.arrow})" if self.ranking_column else "",
+            title=f"{self.title} ({self.version})" if self.version else self.title,
+            file_format=file_format,
+        )
+
+    def exports(self) -> dict[str, bytes]:
+        """Every export by name (csv, json, html, latex, figure_pdf), as bytes."""
+        return {"csv": self.to_csv().encode("utf-8"), "json": self.to_json().encode("utf-8"),
+                "html": self.to_html().encode("utf-8"), "latex": self.to_latex().encode("utf-8"),
+                "figure_pdf": self.figure("pdf")}
 
 
 # --- building ----------------------------------------------------------------------------------
@@ -210,6 +279,65 @@ def build(task: Any, summaries: Iterable[Mapping[str, Any]], metric_specs: Seque
     order = {RANKED: 0, NOT_RANKED: 1, INVALID: 2}
     rows.sort(key=lambda row: (order[row.status], row.rank or 0, *(_sort_key(row, columns, ranked_by) if row.status == RANKED else ()), row.team, row.run))
     return Leaderboard(task_id, title, columns, ranked_by, rows, note, version)
+
+
+def add_statistics(board: Leaderboard, item_tables: Mapping[tuple[str, str], Any], metric_specs: Sequence[Any] | Mapping[str, Any],
+                   *, seed: int = stats.DEFAULT_SEED, resamples: int = stats.DEFAULT_RESAMPLES, alpha: float = stats.DEFAULT_ALPHA,
+                   level: float = stats.DEFAULT_LEVEL, method: str = stats.PERMUTATION) -> Leaderboard:
+    """Give the ranked runs their interval and significance group on the ranking metric, in place.
+
+    ``item_tables`` maps (team, run) to the run's per-item table (pandas, index = item id, the
+    columns of its ``per_item.csv``). A run without usable item data keeps no interval and a note
+    says why; ``board.statistics`` records the settings (seed, resamples...) or why nothing was computed.
+    """
+    if board.ranked_by is None or not board.ranked:
+        board.statistics = {"metric": board.ranked_by, "note": "no ranked run: no intervals or groups"}
+        return board
+    spec = next(s for s in _spec_list(metric_specs) if s.name == board.ranked_by)
+    form = getattr(spec, "corpus_statistic", None) or stats.MEAN
+    try:
+        stats.rule_for(form)
+    except stats.StatisticsError as exc:
+        board.statistics = {"metric": board.ranked_by, "form": form, "note": f"{board.ranked_by}: {exc}; no intervals or groups"}
+        return board
+    usable, skipped = _usable_item_data(board, item_tables, form)
+    if not usable:
+        board.statistics = {"metric": board.ranked_by, "form": form, "note": "no ranked run has usable per-item scores: " + "; ".join(skipped)}
+        return board
+    try:
+        data, items = stats.align([table for _, table in usable])
+        result = stats.significance_groups(data, form, spec.higher_is_better, resamples, seed, alpha, level, method)
+    except stats.StatisticsError as exc:  # e.g. runs scored on disjoint items: the board is still published
+        board.statistics = {"metric": board.ranked_by, "form": form, "note": f"no intervals or groups: {exc}"}
+        return board
+    for (row, _), run in zip(usable, result.runs):
+        row.interval, row.group = run.interval, run.group
+        row.p_vs_best = run.p_vs_best
+        row.differs_from_best = run.differs_from_best
+    notes = []
+    largest = max(len(table) for _, table in usable)
+    if len(items) < largest:
+        notes.append(f"tested on the {len(items)} items every run has (some runs have up to {largest})")
+    if skipped:
+        notes.append(f"no interval or group for {len(skipped)} ranked run(s): " + "; ".join(skipped))
+    if usable[0][0] is not board.ranked[0]:
+        notes.append(f"the best run with per-item scores is {usable[0][0].team}/{usable[0][0].run} (rank {usable[0][0].rank})")
+    board.statistics = {"metric": board.ranked_by, "form": form, "settings": {**result.settings, "items": len(items)},
+                        "note": "; ".join(notes)}
+    return board
+
+
+def _usable_item_data(board: Leaderboard, item_tables: Mapping[tuple[str, str], Any], form: str) -> tuple[list, list[str]]:
+    usable, skipped = [], []
+    for row in board.ranked:
+        table = item_tables.get((row.team, row.run))
+        data = None if table is None else stats.item_data(table, board.ranked_by, form)
+        why = "no per-item scores" if data is None or data.empty else stats.check_value(data.to_numpy(dtype=float), form, row.values[board.ranked_by])
+        if why:
+            skipped.append(f"{row.team}/{row.run}: {why}")
+        else:
+            usable.append((row, data))
+    return usable, skipped
 
 
 def _spec_list(metric_specs: Sequence[Any] | Mapping[str, Any]) -> list[Any]:

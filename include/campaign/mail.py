@@ -467,7 +467,9 @@ class Outbox:
         except MailError as error:
             if error.kind in (REFUSED, UNKNOWN):
                 status = UNDELIVERABLE if error.kind == REFUSED else UNKNOWN
-                self.store.put_json(key, {**record, "status": status, "error": str(error), "message_id": message_id, "tried_at": _now()})
+                outcome = {**record, "status": status, "error": str(error), "message_id": message_id, "tried_at": _now()}
+                self.store.put_json(key, outcome)
+                self._list_problem(outcome)
             else:
                 self._release(key)
             raise
@@ -476,6 +478,14 @@ class Outbox:
             raise
         self.store.put_json(key, {**record, "status": SENT, "message_id": message_id, "sent_at": _now()})
         return SendResult(key, sent=True)
+
+    def _list_problem(self, outcome: dict) -> None:
+        """Index an undeliverable or unknown message under ``undeliverable/``, so the organizers'
+        Campaigns page lists them without reading every marker (the marker stays the truth)."""
+        try:
+            self.store.put_json(self.layout.undeliverable(outcome["purpose"], outcome["milestone"], outcome["recipient"]), outcome)
+        except (StoreError, UnsafeKeyError):
+            pass  # the marker holds the outcome and the stage's summary reports it
 
     def _release(self, key: str) -> None:
         """Nothing was delivered: delete the claim so the next try sends the message."""
@@ -496,7 +506,9 @@ class Outbox:
         if status == IN_PROGRESS and _age_seconds(marker.get("claimed_at")) > self.claim_expiry_seconds():
             detail = (f"claimed at {marker.get('claimed_at')} by a sender that never recorded the outcome "
                       "(its worker stopped); it may have arrived, so it is not sent again by itself")
-            self.store.put_json(key, {**record, "status": UNKNOWN, "error": detail, "claimed_at": marker.get("claimed_at"), "tried_at": _now()})
+            outcome = {**record, "status": UNKNOWN, "error": detail, "claimed_at": marker.get("claimed_at"), "tried_at": _now()}
+            self.store.put_json(key, outcome)
+            self._list_problem(outcome)
             return SendResult(key, sent=False, status=UNKNOWN, detail=detail)
         return SendResult(key, sent=False, status=status, detail=str(marker.get("error") or ""))
 

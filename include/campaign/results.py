@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from include.campaign import scoring
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
+from include.campaign.statistics import interval_text, settings_text
 from include.campaign.teams import Notices
 
 PUBLISHED_FILE = "published.json"
@@ -73,7 +74,9 @@ def summary(ctx, task_id: str) -> str:
     ranked = [row for row in rows if row["status"] == RANKED]
     if ranked:
         lines.append(f"Top {min(TOP_SHOWN, len(ranked))} of {len(ranked)} ranked runs:")
-        lines += [f"  {row['rank']:>3}  {row['team']} / {row['run']}  {_number(row['metrics'].get(board['ranked_by']))}" for row in ranked[:TOP_SHOWN]]
+        lines += [f"  {row['rank']:>3}  {row['team']} / {row['run']}  {_number(row['metrics'].get(board['ranked_by']))}{_significance(row)}"
+                  for row in ranked[:TOP_SHOWN]]
+        lines += _significance_summary(board)
     lines.append(_publication_state(ctx, task_id, version))
     return "\n".join(lines)
 
@@ -278,6 +281,7 @@ def _results_context(ctx, task, board: Mapping[str, Any], evaluation: Mapping[st
         "ranked_teams": len(ranked_teams),
         "ranked_runs": sum(row["status"] == RANKED for row in board["rows"]),
         "has_not_computed": any(row["status"] != "invalid" and None in row["metrics"].values() for row in team_rows),
+        "significance": settings_text(board["statistics"]["settings"]) if (board.get("statistics") or {}).get("settings") else "",
         "missing": _team_missing(evaluation, team),
     }
 
@@ -339,7 +343,31 @@ def _run_lines(board: Mapping[str, Any], row: Mapping[str, Any], run: Mapping[st
         "run": row["run"], "status": row["status"], "rank": row["rank"], "note": row.get("note") or run.get("reason") or "",
         "metrics": [(m["name"], _number(row["metrics"].get(m["name"])) if row["status"] != "invalid" else "")
                     for m in board["metrics"]],
+        "interval": interval_text(row.get("interval"), DISPLAY_DECIMALS), "group": row.get("group") or "",
+        "differs_from_best": row.get("differs_from_best"), "p_vs_best": row.get("p_vs_best"),
     }
+
+
+def _significance(row: Mapping[str, Any]) -> str:
+    """``  95 % CI [a, b], group x`` for a ranked row with an interval, else nothing."""
+    if not row.get("interval"):
+        return ""
+    return f"  95 % CI {interval_text(row['interval'], DISPLAY_DECIMALS)}, group {row.get('group') or '-'}"
+
+
+def _significance_summary(board: Mapping[str, Any]) -> list[str]:
+    """How many runs share the best run's group, and how the intervals and groups were computed."""
+    statistics = board.get("statistics") or {}
+    if not statistics.get("settings"):
+        return [f"No confidence intervals or groups: {statistics['note']}"] if statistics.get("note") else []
+    ranked = [row for row in board["rows"] if row["status"] == RANKED and row.get("interval")]
+    best_group = ranked[0].get("group") if ranked else None
+    tied = sum(row.get("group") == best_group for row in ranked)
+    lines = [f"{tied} of {len(ranked)} ranked runs are not significantly different from the best one (group {best_group}).",
+             f"Significance: {settings_text(statistics['settings'])}."]
+    if statistics.get("note"):
+        lines.append(f"Note on significance: {statistics['note']}")
+    return lines
 
 
 def _number(value: float | None) -> str:

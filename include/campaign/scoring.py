@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import io
 import json
 import logging
 import math
@@ -55,9 +56,11 @@ LEADERBOARD_EXPORTS = {
     "json": ("leaderboard.json", "application/json"),
     "html": ("leaderboard.html", "text/html; charset=utf-8"),
     "latex": ("leaderboard.tex", "application/x-tex; charset=utf-8"),
+    "figure_pdf": (leaderboards.FIGURE_PDF, "application/pdf"),
 }
 # What a run's summary holds (extra keys a caller adds, e.g. for XCom labels, are not kept).
-SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in", "files")
+SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", "not_computed", "gold_fingerprint", "scored_in", "files",
+                "per_item_sha256")
 # Scores closer than this are the same score: re-running identical code must not report a change.
 SCORE_TOLERANCE = 1e-12
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
@@ -415,16 +418,25 @@ def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation:
     }
     if evaluation.results:
         objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
+        summary["per_item_sha256"] = hashlib.sha256(objects["per_item.csv"][0]).hexdigest()
     prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
     for name, (data, content_type) in objects.items():
         ctx.store.put_bytes(prefix + name, data, content_type=content_type)
 
 
 def per_item_csv(results: Mapping[str, Any]) -> str:
-    """Per-item scores of every metric that has them, one row per item, one column per metric."""
+    """Per-item scores of every metric that has them, one row per item, one column per metric.
+
+    A corpus-level metric (kappa, pooled Jaccard, WER) also gets one ``metric:component`` column per
+    item component its value is made of, so significance tests can resample items.
+    """
     import pandas as pd
 
     columns = {name: result.per_item for name, result in results.items() if result.per_item is not None}
+    for name, result in results.items():  # corpus-level metrics: their additive components (statistics.py)
+        components = getattr(result, "components", None)
+        for component in ([] if components is None else components.columns):
+            columns[f"{name}:{component}"] = components[component]
     if not columns:
         return "item\n"
     table = pd.concat({name: series.groupby(level=0).first() for name, series in columns.items()}, axis=1)
@@ -460,13 +472,15 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
                                        planned_keys, previous_missing)
     evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
     board = leaderboards.build(task, runs, metric_specs(task), version=version)
+    leaderboards.add_statistics(board, read_item_tables(ctx, board, runs), metric_specs(task))
+    evaluation["statistics"] = board.statistics
     previous_board = read_leaderboard(ctx, task_id, previous) if previous else None
     diff = diff_evaluations(list(previous_runs.values()), runs, previous_board, board.to_dict())
     diff.update({"task": task_id, "version": version, "previous_version": previous, "reason": allocation.get("reason") or reason})
     ctx.store.put_json(base + EVALUATION_FILE, evaluation)
     ctx.store.put_json(base + DIFF_FILE, diff)
     write_leaderboard(ctx, task_id, version, board)
-    lineage = _lineage(ctx, task, version, previous, allocation, runs, missing, reason, triggered_by)
+    lineage = _lineage(ctx, task, version, previous, allocation, runs, missing, reason, triggered_by, board.statistics)
     ctx.store.create_json_once(base + LINEAGE_FILE, lineage)
     return _outcome(ctx, task_id, version, evaluation, diff)
 
@@ -527,17 +541,30 @@ def read_leaderboard(ctx, task_id: str, version: str) -> dict:
 
 def write_leaderboard(ctx, task_id: str, version: str, board: leaderboards.Leaderboard) -> dict[str, str]:
     prefix = ctx.layout.leaderboards(task_id, version)
-    texts = {"csv": board.to_csv(), "json": board.to_json(), "html": board.to_html(), "latex": board.to_latex()}
     keys = {}
-    for export, text in texts.items():
+    for export, data in board.exports().items():
         name, content_type = LEADERBOARD_EXPORTS[export]
-        ctx.store.put_bytes(prefix + name, text.encode("utf-8"), content_type=content_type)
+        ctx.store.put_bytes(prefix + name, data, content_type=content_type)
         keys[export] = prefix + name
     return keys
 
 
+def read_item_tables(ctx, board: leaderboards.Leaderboard, runs: list[dict]) -> dict[tuple[str, str], Any]:
+    """The per-item tables (pandas, index = item id) of the ranked runs, from the versions that scored them."""
+    import pandas as pd
+
+    by_key = {(r["team"], r["run"]): r for r in runs}
+    tables = {}
+    for row in board.ranked:
+        prefix = by_key.get((row.team, row.run), {}).get("files")
+        if prefix and ctx.store.exists(prefix + "per_item.csv"):
+            data = ctx.store.get_bytes(prefix + "per_item.csv")
+            tables[(row.team, row.run)] = pd.read_csv(io.BytesIO(data), index_col="item", dtype={"item": str})
+    return tables
+
+
 def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: dict, runs: list[dict],
-             missing: list[dict], reason: str, triggered_by: str) -> dict:
+             missing: list[dict], reason: str, triggered_by: str, board_statistics: dict | None = None) -> dict:
     from include.metrics import resolve_options
 
     gold = gold_copy(ctx, task.id)
@@ -556,8 +583,10 @@ def _lineage(ctx, task: Task, version: str, previous: str | None, allocation: di
         ],
         "metric_options": resolve_options(task.run_format, task_metric_options(task), task.metrics),
         "gold": {"prefix": ctx.layout.gold(task.id, "test"), "fingerprint": gold.fingerprint, "files": gold.files},
-        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint")} for r in runs],
+        "runs": [{k: r.get(k) for k in ("team", "run", "key", "sha256", "verdict", "scored_in", "files", "gold_fingerprint",
+                                        "per_item_sha256")} for r in runs],
         "missing": missing, "warnings": warnings,
+        "statistics": board_statistics,
     }
 
 

@@ -59,6 +59,9 @@ class StoreError(RuntimeError):
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
+# Connections kept per client: readers that fetch many small objects side by side (the Campaigns
+# page uses 16 threads) would otherwise wait for botocore's default pool of 10.
+MAX_POOL_CONNECTIONS = 32
 # connection extra field -> environment variable, for the bounds on every call
 _BOUND_SOURCES = {
     "connect_timeout": "CLEF_S3_CONNECT_TIMEOUT",
@@ -178,6 +181,7 @@ class S3Settings:
             read_timeout=self.read_timeout,
             retries={"total_max_attempts": self.max_attempts, "mode": "standard"},  # tries in all, the first included
             s3={"addressing_style": "path"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
         )
 
     def client(self):

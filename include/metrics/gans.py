@@ -45,6 +45,13 @@ def _correctness(pairs: pd.DataFrame) -> pd.Series:
     return right.astype(float).rename("correct")
 
 
+def confusion_cells(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per image, one-hot confusion cell (gold 0/1 x predicted 0/1): the components of kappa and F1."""
+    gold, predicted = pairs["gold"].astype(int), pairs["predicted"].astype(int)
+    cells = {f"g{g}p{p}": ((gold == g) & (predicted == p)).astype(float) for g in (0, 1) for p in (0, 1)}
+    return pd.DataFrame(cells, index=pairs.index)
+
+
 def gans_kappa(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Cohen's kappa between predicted and gold labels."""
     pairs = _detection_pairs(run, gold)
@@ -60,7 +67,7 @@ def gans_kappa(run, gold, options: Mapping[str, Any]) -> MetricResult:
         kappa = float(cohen_kappa_score(pairs["gold"].astype(int), pairs["predicted"].astype(int)))
     if not np.isfinite(kappa):
         return MetricResult.missing("kappa is undefined when gold and run hold one and the same label")
-    return MetricResult(value=kappa, per_item=_correctness(pairs))
+    return MetricResult(value=kappa, per_item=_correctness(pairs), components=confusion_cells(pairs))
 
 
 def gans_accuracy(run, gold, options: Mapping[str, Any]) -> MetricResult:
@@ -86,7 +93,7 @@ def gans_f1(run, gold, options: Mapping[str, Any]) -> MetricResult:
     from sklearn.metrics import f1_score
 
     return MetricResult(value=float(f1_score(gold_labels, predicted, pos_label=1, average="binary")),
-                        per_item=_correctness(pairs))
+                        per_item=_correctness(pairs), components=confusion_cells(pairs))
 
 
 def attribution_accuracy(run, gold, options: Mapping[str, Any]) -> MetricResult:

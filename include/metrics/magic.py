@@ -86,7 +86,9 @@ def _pooled(run, gold, options, kind: str) -> MetricResult:
         numerators, denominators = 2 * overlap, predicted_on + gold_on
     per_image = [_overlap_ratio(int(n), int(d), empty_score) for n, d in zip(numerators, denominators)]
     value = _overlap_ratio(int(numerators.sum()), int(denominators.sum()), empty_score)
-    return MetricResult(value=value, per_item=pd.Series(per_image, index=[p[0] for p in pairs], name=kind, dtype=float))
+    index = [p[0] for p in pairs]
+    components = pd.DataFrame({"numerator": numerators, "denominator": denominators}, index=index, dtype=float)
+    return MetricResult(value=value, per_item=pd.Series(per_image, index=index, name=kind, dtype=float), components=components)
 
 
 def magic_jaccard(run, gold, options: Mapping[str, Any]) -> MetricResult:

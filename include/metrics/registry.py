@@ -54,6 +54,13 @@ class MetricSpec:
     description: str
     compute: ComputeFunction
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # None: the value is the mean of the per-item values. Otherwise the metric has no per-item form:
+    # the name of the rule that makes its value from per-item components (include/campaign/statistics.py).
+    corpus_statistic: str | None = None
+
+    @property
+    def per_item_form(self) -> bool:
+        return self.corpus_statistic is None
 
 
 # Options shared by several metrics; the defaults are the organizers' rules (docs/metrics.md).
@@ -71,6 +78,11 @@ MASK_OPTIONS = {"magic_empty_mask_score": 1.0}
 CLOSED_VQA_OPTIONS = {"closed_vqa_average": "items"}
 NDCG_OPTIONS = {"ndcg_gain": "linear", "ndcg_average_over": "judged_arguments", "ndcg_annotators": "complete_pairs"}
 MODEL_OPTIONS = {"model_dir": None}
+# Corpus-level metrics: no per-item form; significance resamples their items' components with this rule.
+CORPUS_STATISTICS = {
+    "gans_kappa": "kappa", "gans_f1": "f1", "magic_jaccard": "ratio", "magic_dice": "ratio", "picto_er": "ratio",
+    "vqa_bleu": "bleu", "picto_sacrebleu": "bleu", "synthesis_fidelity": "frechet", "synthesis_fbd": "frechet",
+}
 
 
 def _spec(name, formats, *, higher=True, value_range=(0.0, 1.0), model=None, gpu=False, unit,
@@ -88,6 +100,7 @@ def _spec(name, formats, *, higher=True, value_range=(0.0, 1.0), model=None, gpu
         description=description,
         compute=FamilyFunction(module, function),
         options=MappingProxyType(dict(options or {})),
+        corpus_statistic=CORPUS_STATISTICS.get(name),
     )
 
 

@@ -22,13 +22,16 @@ class MetricResult:
     per_item: "pandas.Series | None" = None
     breakdown: dict[str, float] = field(default_factory=dict)
     not_computed: str | None = None
+    # Corpus-level metrics only: additive per-item components (columns named by the registry's
+    # corpus rule, e.g. numerator/denominator) from which significance tests recompute the value.
+    components: "pandas.DataFrame | None" = None
 
     @classmethod
     def missing(cls, reason: str) -> "MetricResult":
         """A result that carries only the reason it could not be computed."""
         if not reason.startswith("not computed"):
             reason = f"not computed: {reason}"
-        return cls(value=None, per_item=None, breakdown={}, not_computed=reason)
+        return cls(value=None, per_item=None, breakdown={}, not_computed=reason, components=None)
 
     @property
     def computed(self) -> bool:

@@ -121,7 +121,9 @@ def picto_er(run, gold, options: Mapping[str, Any]) -> MetricResult:
         return MetricResult.missing("every gold reference is empty: the error rate has no denominator")
     # An empty reference divides by 1, as jiwer does for a single sentence.
     per_sentence = 100.0 * errors / np.maximum(reference_lengths, 1)
-    return _result(per_sentence, pairs.index, "picto_er", value=100.0 * errors.sum() / reference_lengths.sum())
+    result = _result(per_sentence, pairs.index, "picto_er", value=100.0 * errors.sum() / reference_lengths.sum())
+    result.components = pd.DataFrame({"numerator": 100.0 * errors, "denominator": reference_lengths}, index=pairs.index, dtype=float)
+    return result
 
 
 def word_errors(references: list[str], hypotheses: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -126,3 +126,56 @@ def test_each_team_received_the_expected_emails(simulated):
         if team_id in results_by_team:
             assert sum("working notes" in s.lower() or "camera-ready" in s.lower() or "notification" in s.lower() for s in subjects) == 3, (address, subjects)
     assert report["mail_by_purpose"]["results"] == sum(len(tasks) for tasks in results_by_team.values())
+
+
+def test_leaderboards_show_the_intervals_and_groups_the_statistics_functions_give(simulated, tmp_path):
+    """Per task: per-item data recomputed here from the demo runs, then intervals and groups by the functions directly."""
+    import io
+
+    import pandas as pd
+
+    from include.campaign import statistics as st
+    from include.campaign.scoring import per_item_csv, task_metric_options
+    from include.campaign.validation import validate_run
+    from include.metrics import score_run
+    from include.metrics.registry import METRICS
+
+    report, demo, campaign = simulated["report"], simulated["demo"], simulated["campaign"]
+    with_groups = 0
+    for task in campaign.tasks:
+        board = report["leaderboards"][task.id]
+        ranked = [r for r in board["rows"] if r["status"] == "ranked"]
+        metric = board["ranked_by"]
+        if not ranked:
+            assert board["statistics"]["note"] and all(r["interval"] is None for r in board["rows"]), task.id
+            continue
+        form = METRICS[metric].corpus_statistic or st.MEAN
+        if form != st.MEAN and form not in st.CORPUS_RULES:
+            assert "no item components" in board["statistics"]["note"] and all(r["interval"] is None for r in ranked), task.id
+            continue
+        gold_dir = write_tree(demo.gold[task.id], tmp_path / task.id / "gold")
+        kept = {(team_slug(normalise_team_name(r.team)), r.run_name): r for r in demo.runs[task.id] if not r.late}
+        usable, data = [], []
+        for row in ranked:
+            path = tmp_path / task.id / f"{row['team']}-{row['run']}"
+            path.write_bytes(kept[(row["team"], row["run"])].data)
+            outcome = validate_run(task.run_format, path, gold_dir)
+            results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, task_metric_options(task))
+            table = pd.read_csv(io.StringIO(per_item_csv(results)), index_col="item", dtype={"item": str})
+            items = st.item_data(table, metric, form)
+            if items is not None and not items.empty and st.check_value(items.to_numpy(dtype=float), form, row["metrics"][metric]) is None:
+                usable.append(row)
+                data.append(items)
+            else:
+                assert row["interval"] is None and row["group"] is None, (task.id, row["run"])
+        if not usable:
+            continue
+        settings = board["statistics"]["settings"]
+        aligned, _ = st.align(data)
+        direct = st.significance_groups(aligned, form, METRICS[metric].higher_is_better, settings["resamples"], settings["seed"],
+                                        settings["alpha"], settings["level"], settings["method"])
+        for row, expected in zip(usable, direct.runs):
+            assert row["interval"] == [expected.interval[0], expected.interval[1]], (task.id, row["run"])
+            assert row["group"] == expected.group and row["p_vs_best"] == expected.p_vs_best, (task.id, row["run"])
+        with_groups += 1
+    assert with_groups >= 6, f"only {with_groups} tasks have intervals and groups"

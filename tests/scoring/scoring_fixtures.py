@@ -131,7 +131,7 @@ def shown(value) -> str:
 
 def rows_from_csv(text: str) -> list[tuple]:
     reader = csv.DictReader(text.splitlines())
-    metrics = [c for c in reader.fieldnames if c not in ("rank", "team", "run", "status", "note")]
+    metrics = [c for c in reader.fieldnames if c not in ("rank", "team", "run", "status", "note", "ci_low", "ci_high", "group", "p_vs_best")]
     out = []
     for row in reader:
         if row["status"] == "invalid":
@@ -191,7 +191,9 @@ def read_html(text: str) -> TableReader:
 
 def rows_from_html(text: str) -> list[tuple]:
     tables = read_html(text).tables
-    out = [(int(r[0]), r[1], r[2], tuple(r[3:])) for r in tables["ranked"][1:]]
+    header = tables["ranked"][0]
+    metric_cells = [i for i, name in enumerate(header) if i >= 3 and not name.startswith("95 % CI") and name != "Group"]
+    out = [(int(r[0]), r[1], r[2], tuple(r[i] for i in metric_cells)) for r in tables["ranked"][1:]]
     out += [(None, r[0], r[1], tuple(r[2:-1])) for r in tables.get("not-ranked", [[]])[1:]]
     return out
 
@@ -202,12 +204,15 @@ def latex_text(cell: str) -> str:
 
 
 def rows_from_latex(text: str) -> list[tuple]:
-    body = text.split("\\midrule", 1)[1].split("\\bottomrule", 1)[0]
+    head, body = text.split("\\midrule", 1)
+    body = body.split("\\bottomrule", 1)[0]
+    statistics_columns = 2 if "& 95\\,\\% CI & Group" in head else 0  # interval and group come last
     out = []
     for line in body.splitlines():
         line = line.strip()
         if not line.endswith("\\\\"):
             continue
         cells = [latex_text(c) for c in re.split(r"(?<!\\)&", line[:-2])]
+        cells = cells[:len(cells) - statistics_columns]
         out.append((int(cells[0]) if cells[0] else None, cells[1], cells[2], tuple(cells[3:])))
     return out

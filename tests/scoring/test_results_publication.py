@@ -69,7 +69,7 @@ def test_publishing_mails_each_team_once_with_only_its_own_runs(scored, mailbox)
         page = answer.read().decode()
     assert "alpha-perfect" in page and "charlie-svm" in page
     public = scored.store.list_keys(scored.layout.public_leaderboards(TASK))
-    assert {key.rsplit("/", 1)[-1] for key in public} == {"leaderboard.csv", "leaderboard.json", "leaderboard.html", "leaderboard.tex"}
+    assert {key.rsplit("/", 1)[-1] for key in public} == {"leaderboard.csv", "leaderboard.json", "leaderboard.html", "leaderboard.tex", "leaderboard-figure.pdf"}
     assert results.published(scored, TASK)["version"] == "v0001" and results.published(scored, TASK)["approved_by"] == "olga"
 
     mailbox.clear()
