@@ -23,7 +23,6 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EMAIL = "lead@browser.example.org"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="run scripts/install_chromium.sh (make test does) to get Debian's chromium")
 
 
 @pytest.fixture
@@ -53,6 +52,7 @@ def portal_server(settings, monkeypatch):
 def browser_page():
     from playwright.sync_api import sync_playwright
 
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/install_chromium.sh (make test does)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
