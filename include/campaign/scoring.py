@@ -510,7 +510,9 @@ def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: 
             runs.append(scored[key])
             continue
         earlier = previous_runs.get(key)
-        if earlier and earlier.get("sha256") == collected[key].get("sha256"):
+        # A run this version set out to (re-)score keeps no older score when its task died: the
+        # re-score had a reason (new gold, a metric fix) that may make the older score wrong.
+        if earlier and key not in planned and earlier.get("sha256") == collected[key].get("sha256"):
             runs.append(earlier)
         else:
             missing.append({"team": key[0], "run": key[1], **_why_missing(key, version, earlier, planned, (previous_missing or {}).get(key))})
