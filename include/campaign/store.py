@@ -453,6 +453,20 @@ class ObjectStore:
         with self._guard("sign a download link for", key):
             return self.signing_client("download").generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
 
+    def presigned_post(self, key: str, max_bytes: int, expires_seconds: int, redirect_url: str | None = None) -> dict[str, Any]:
+        """A browser form upload to exactly ``key``, refused by S3 or MinIO above ``max_bytes``.
+
+        Returns ``{"url": ..., "fields": {...}}``; the signed policy holds the bucket, the key (an
+        exact match: the uploader cannot choose another) and ``content-length-range`` 1..max_bytes.
+        """
+        fields: dict[str, str] = {}
+        conditions: list[Any] = [["content-length-range", 1, int(max_bytes)]]
+        if redirect_url:
+            fields["success_action_redirect"] = redirect_url
+            conditions.append({"success_action_redirect": redirect_url})
+        with self._guard("sign an upload form for", key):  # signed by the upload principal, as presigned_put
+            return self.signing_client("upload").generate_presigned_post(self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_seconds)
+
     def presigned_put(self, key: str, expires_seconds: int) -> str:
         """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding), signed by the
         upload principal (write-only on submissions/)."""
