@@ -23,6 +23,7 @@ import email.policy
 import json
 import os
 import signal
+import secrets
 import socket
 import subprocess
 import sys
@@ -173,11 +174,17 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             # a few task processes at a time: more only thrash a small machine (each imports pandas and GX)
             "AIRFLOW__CORE__PARALLELISM": env.get("CLEF_DEMO_PARALLELISM", "4"),
             "AIRFLOW__API__PORT": env.get("CLEF_DEMO_UI_PORT", "8080"),
+            # on a busy 2-core machine the one API server answers task processes slowly: 5 s (the
+            # default) failed tasks before they started; retries (5, backoff) stay Airflow's
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": env.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "30"),
             # task processes report back to the API server: it listens on loopback at the port above
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{env.get('CLEF_DEMO_UI_PORT', '8080')}/execution/",
             "AIRFLOW_CONN_CLEF_S3": s3_json,
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
             "CLEF_BUCKET": bucket,
+            # the participants' portal (plugins/participant_portal.py): a fresh signing secret per demo
+            "CLEF_PORTAL_SECRET": env.get("CLEF_PORTAL_SECRET") or secrets.token_hex(32),
+            "CLEF_PORTAL_URL": env.get("CLEF_PORTAL_URL") or f"http://127.0.0.1:{env.get('CLEF_DEMO_UI_PORT', '8080')}/portal",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
             # airflow standalone starts its components as `airflow ...` subprocesses: find the venv's.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
@@ -204,6 +211,21 @@ def wait_for_password(airflow_home: Path, timeout: float = 180.0) -> str | None:
                 pass
         time.sleep(1)
     return None
+
+
+def wait_for_api(ui: str, timeout: float = 300.0) -> bool:
+    """True once the API server answers ``/api/v2/version`` (it starts after the password file is
+    written, and on a busy machine well after the scheduler)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{ui}/api/v2/version", timeout=10):
+                return True
+        except OSError:  # refused while starting, or an HTTP error
+            time.sleep(2)
+    return False
 
 
 def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", step_seconds: float, scoring_minutes: float = 4) -> Path:
@@ -253,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("CLEF_DEMO_DATABASE_URL"),
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops Airflow standalone and all it started, as Ctrl-C does
 
+    # `kill` and `timeout` send SIGTERM: stop as on Ctrl-C, so that Airflow and PostgreSQL stop too.
+    signal.signal(signal.SIGTERM, _interrupt)
     demo_dir = args.demo_dir.resolve()
     try:
         fresh_demo_dir(demo_dir)  # each demo starts from nothing: the S3 server is in memory too
@@ -288,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
         password = wait_for_password(airflow_home)
         ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
         print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
+        print(f"Participants' portal: {env['CLEF_PORTAL_URL']}/  (register, sign in, download, upload, receipts)", flush=True)
         print(f"Airflow's own log: {demo_dir / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
         if demo_ctx is not None:
             if not password:
                 print(f"demo stopped: Airflow wrote no admin password within 180 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
+                return 1
+            if not wait_for_api(ui):
+                print(f"demo stopped: the Airflow API at {ui} did not answer within 300 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
                 return 1
             start_live_demo(demo_ctx, ui, password, stand_ins)
         return supervise(airflow, stand_ins, demo_dir / "airflow-standalone.log")
@@ -308,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGTERM handled as Ctrl-C: the ``finally`` of :func:`main` stops the process group and the servers."""
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 DEMO_DIR_MARKER = ".clef-demo"
@@ -399,15 +425,27 @@ def supervise(airflow: subprocess.Popen, stand_ins: StandIns, log_path: Path, po
 
 
 def stop_process_group(process: subprocess.Popen, grace_seconds: float = 30) -> None:
-    """SIGTERM to the process's group (airflow standalone and its components), SIGKILL after ``grace_seconds``."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
+    """SIGTERM to the process's group (airflow standalone and its components); whatever of the group
+    is still there ``grace_seconds`` later gets SIGKILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        try:
+            process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+    if _group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace_seconds)
+    process.wait(timeout=grace_seconds)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _without_password(url: str) -> str:

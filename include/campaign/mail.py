@@ -35,6 +35,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -46,7 +47,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from include.campaign.layout import Layout, UnsafeKeyError
-from include.campaign.store import ObjectStore, StoreError, dump_json
+from include.campaign.store import ObjectStore, StoreError
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -203,11 +204,15 @@ class SmtpSettings:
         return cls(host=env.get("CLEF_SMTP_HOST", "localhost"), port=int(env.get("CLEF_SMTP_PORT", "25")), sender=env.get("CLEF_MAIL_FROM", "clef-campaign@localhost"),
                    timeout=float(env.get("CLEF_SMTP_TIMEOUT", "30")), connect_timeout=float(env.get("CLEF_SMTP_CONNECT_TIMEOUT", "10")))
 
-    def longest_send_seconds(self) -> float:
-        """An upper bound of one :meth:`SmtpSender.send`: every attempt's connection and replies, and the pauses."""
+    def longest_attempt_seconds(self) -> float:
+        """The longest one attempt may take: the connection and a full wait for each reply of a conversation."""
         replies = 8  # greeting, EHLO, STARTTLS + EHLO or AUTH, MAIL, RCPT, DATA, end of data
+        return self.connect_timeout + replies * self.timeout
+
+    def longest_send_seconds(self) -> float:
+        """An upper bound of one :meth:`SmtpSender.send`: every attempt, and the pauses between them."""
         pauses = sum(self.backoff_seconds * 2**attempt for attempt in range(self.attempts - 1))
-        return self.attempts * (self.connect_timeout + replies * self.timeout) + pauses
+        return self.attempts * self.longest_attempt_seconds() + pauses
 
 
 def _truthy(value: Any) -> bool:
@@ -242,6 +247,25 @@ class _Progress:
 
     body_sent: bool = False
     accepted: bool = False
+    cut: bool = False  # the watchdog ended an attempt that went on too long
+
+
+class _AttemptTooLong(TimeoutError):
+    """The watchdog cut an attempt: the server kept answering, too slowly to finish."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the server was still not done after {seconds:g} s, the longest one attempt may take")
+
+
+def _cut(smtp: smtplib.SMTP, progress: _Progress) -> None:
+    """End a conversation that outlived its attempt: a blocked read returns at once."""
+    progress.cut = True
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class SmtpSender:
@@ -280,18 +304,24 @@ class SmtpSender:
                 return str(message["Message-ID"])
             except OSError as exc:  # smtplib's errors are OSErrors too
                 kind, code = _classify(exc, progress)
-                last_error = exc
+                last_error = _AttemptTooLong(self.settings.longest_attempt_seconds()) if progress.cut else exc
                 if kind is not None:
-                    raise MailError(self._describe(mail, exc, attempts, after_body=kind == UNKNOWN), kind=kind, code=code) from None
-                if _timed_out(exc):
+                    raise MailError(self._describe(mail, last_error, attempts, after_body=kind == UNKNOWN), kind=kind, code=code) from None
+                if _timed_out(last_error):
                     break  # a server that did not answer in time will not answer the next attempt either
         kind = TRANSIENT if isinstance(last_error, (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused)) else CONNECTION
         raise MailError(self._describe(mail, last_error, attempts), kind=kind) from None
 
     def _deliver(self, message: EmailMessage, recipients: list[str], progress: _Progress) -> None:
         settings = self.settings
-        smtp = self._connect()
+        smtp = self._connection()
+        # Each read waits at most ``timeout``; a server that answers slowly but forever (a byte at a
+        # time) meets this watchdog, which cuts the connection after the longest a whole attempt may take.
+        watchdog = threading.Timer(settings.longest_attempt_seconds(), _cut, (smtp, progress))
+        watchdog.daemon = True
+        watchdog.start()
         try:
+            smtp.connect(settings.host, settings.port)
             smtp.ehlo_or_helo_if_needed()
             if settings.starttls and not settings.use_ssl:
                 smtp.starttls(context=ssl.create_default_context())
@@ -300,20 +330,17 @@ class SmtpSender:
                 smtp.login(settings.username, settings.password or "")
             self._transfer(smtp, message, recipients, progress)
         finally:
-            self._close(smtp, polite=progress.accepted)
+            watchdog.cancel()
+            self._close(smtp, polite=progress.accepted and not progress.cut)
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connection(self) -> smtplib.SMTP:
+        """An SMTP client, not connected yet, with the settings' connect and read timeouts."""
         settings = self.settings
         if settings.use_ssl:
             smtp: smtplib.SMTP = _SslConnection(timeout=settings.timeout, context=ssl.create_default_context())
         else:
             smtp = _Connection(timeout=settings.timeout)
         smtp.connect_timeout = settings.connect_timeout
-        try:
-            smtp.connect(settings.host, settings.port)
-        except BaseException:
-            smtp.close()
-            raise
         return smtp
 
     @staticmethod
@@ -360,7 +387,9 @@ class SmtpSender:
 
     def _describe(self, mail: Mail, exc: Exception | None, attempts: int, after_body: bool = False) -> str:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if _timed_out(exc):
+        if isinstance(exc, _AttemptTooLong):
+            reason = str(exc)
+        elif _timed_out(exc):
             reason = f"no answer within {self.settings.timeout:g} s (or no connection within {self.settings.connect_timeout:g} s)"
         elif isinstance(exc, smtplib.SMTPResponseException):
             reason = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
@@ -510,6 +539,8 @@ class Outbox:
             self.store.put_json(key, outcome)
             self._list_problem(outcome)
             return SendResult(key, sent=False, status=UNKNOWN, detail=detail)
+        if status == IN_PROGRESS:
+            return SendResult(key, sent=False, status=status, detail=f"claimed at {marker.get('claimed_at')}")
         return SendResult(key, sent=False, status=status, detail=str(marker.get("error") or ""))
 
     def sent_markers(self, purpose: str | None = None) -> list[str]:

@@ -336,6 +336,8 @@ class Notices:
       try sends to it again) and the stage goes on;
     - a message whose delivery is unknown (the connection failed after the body was sent) is
       recorded, never sent again by itself, and stops the stage's sending like a connection failure;
+    - a message another worker claimed a moment ago (two stages at once) is not sent here; it counts
+      as not sent yet, so this run's retry checks that it went out (or sends it if the claim was released);
     - after the first connection-level failure nothing more is tried in this run: the remaining
       messages are listed as not sent, and :meth:`raise_if_failed` raises :class:`DeliveryError`, so
       the next try sends exactly those;
@@ -385,11 +387,13 @@ class Notices:
             self.undeliverable.append({**problem, "error": result.detail or "refused by the server earlier"})
         elif result.status == UNKNOWN:
             self.unknown.append({**problem, "error": result.detail or "delivery unknown since an earlier try"})
-        elif result.status == IN_PROGRESS:
-            self.in_progress.append(result.key)  # another worker holds the claim and sends it
+        elif result.status == IN_PROGRESS:  # another worker holds the claim: a retry checks what became of it
+            self.in_progress.append(result.key)
+            self.failed.append({**problem, "error": f"being sent by another worker right now ({result.detail or 'claimed, no outcome recorded yet'}); "
+                                                    "the next try finds it sent, or sends it if that worker gave up"})
         else:
             self.already_sent.append(result.key)
-        return result.sent or result.status in (SENT, IN_PROGRESS)
+        return result.sent or result.status == SENT
 
     @property
     def delivered(self) -> bool:

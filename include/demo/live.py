@@ -111,7 +111,8 @@ class Participants:
         _at(c.milestone_time("dev_data_release") + step)
         self._register(lambda flags: AFTER_DEV_RELEASE in flags)
         _at(c.milestone_time("test_data_release") + step)
-        self._upload_runs(late=False)
+        # a team uploads once it is registered (on a busy machine intake may lag), in time for the deadline
+        self._upload_runs(late=False, teams_until=c.milestone_time("run_deadline") - step / 2)
         _at(c.milestone_time("registration_closes") + min(step / 12, dt.timedelta(seconds=5)))
         self._register(lambda flags: LATE in flags)
         _at(c.milestone_time("run_deadline") + min(step / 30, dt.timedelta(seconds=2)))
@@ -123,11 +124,12 @@ class Participants:
         count = submit_registrations(self.ctx, chosen)
         self.say(f"participants: {count} registration(s) uploaded to {self.ctx.layout.registrations_inbox()}")
 
-    def _upload_runs(self, late: bool) -> None:
-        """Upload the runs; none at all (no team recorded) stops the demo, a few missing teams are named."""
+    def _upload_runs(self, late: bool, teams_until: dt.datetime | None = None) -> None:
+        """Upload the runs of the registered teams, waiting until ``teams_until`` for intake to record
+        them all. None recorded by then stops the demo; a few missing teams are named."""
         kind = "late " if late else ""
         expected = {run.team for runs in self.demo.runs.values() for run in runs if run.late == late}
-        missing = sorted(expected - set(team_ids(self.ctx)))
+        missing = self._unregistered(expected, teams_until)
         if expected and len(missing) == len(expected):
             raise StandInError(f"participants: no team with {kind}runs to upload is registered ({', '.join(missing)}); "
                                f"intake recorded none of them, so nothing could be scored")
@@ -135,6 +137,11 @@ class Participants:
             self.say(f"participants: {', '.join(missing)} not registered, their {kind}runs stay home")
         count = submit_runs(self.ctx, self.demo, late)
         self.say(f"participants: {count} {kind}run(s) uploaded")
+
+    def _unregistered(self, teams: set[str], until: dt.datetime | None) -> list[str]:
+        while (missing := sorted(teams - set(team_ids(self.ctx)))) and until is not None and dt.datetime.now(UTC) < until:
+            time.sleep(min(5.0, max(0.5, (until - dt.datetime.now(UTC)).total_seconds())))
+        return missing
 
 
 class Organizer:

@@ -95,3 +95,14 @@ def test_only_a_folder_a_demo_made_is_wiped(tmp_path):
     (demo / "airflow").mkdir()
     fresh_demo_dir(demo)
     assert sorted(p.name for p in demo.iterdir()) == [DEMO_DIR_MARKER], "an earlier demo's folder starts empty again"
+
+
+def test_the_stand_ins_wait_for_the_api_server_to_answer():
+    from include.devstack import free_port, wait_for_api
+    from tests.demo.flaky_api import FlakyAirflowApi
+
+    started = time.monotonic()
+    assert wait_for_api(f"http://127.0.0.1:{free_port()}", timeout=1.5) is False, "nobody listens"
+    assert time.monotonic() - started < 10, "bounded"
+    with FlakyAirflowApi() as server:
+        assert wait_for_api(server.url, timeout=10) is True

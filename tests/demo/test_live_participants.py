@@ -9,6 +9,7 @@ scheduler would run it. Every approval must reach the API exactly once and every
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -143,3 +144,28 @@ def test_participants_follow_the_calendars_spacing(tmp_path, live_ctx):
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     fast = load_campaign(write_demo_campaign(CAMPAIGN_FILE, tmp_path / "fast", start, step_seconds=15))
     assert Participants(CampaignContext(fast, ctx.store, ctx.smtp), demo).step == dt.timedelta(seconds=15)
+
+
+def test_participants_wait_for_intake_before_uploading_runs_but_not_past_their_limit(live_ctx):
+    ctx, demo = live_ctx
+    one_task = dataclasses.replace(demo, runs={"multimodal-reasoning": demo.runs["multimodal-reasoning"]})
+    lines: list[str] = []
+    participants = Participants(ctx, one_task, lines.append)
+    participants._register(lambda flags: LATE not in flags)
+    recorded_at: list[float] = []
+    late_intake = threading.Timer(2.0, lambda: (intake(ctx), recorded_at.append(time.monotonic())))  # the scheduler's intake, a little late
+    late_intake.start()
+    started = time.monotonic()
+    participants._upload_runs(late=False, teams_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=120))
+    late_intake.join()
+    assert time.monotonic() - started < 100, "it went on as soon as the teams were recorded, not at the limit"
+    uploaded = ctx.store.list_objects(f"{ctx.campaign.id}/submissions/")
+    assert uploaded and recorded_at, "the runs went up once intake had recorded the teams"
+    assert not any("stay home" in line for line in lines), lines
+
+    strangers = dataclasses.replace(one_task, runs={task: [dataclasses.replace(run, team="Nobody Lab") for run in runs] for task, runs in one_task.runs.items()})
+    started = time.monotonic()
+    with pytest.raises(StandInError, match="no team with runs to upload is registered"):
+        Participants(ctx, strangers, lines.append)._upload_runs(
+            late=False, teams_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1))
+    assert time.monotonic() - started < 10, "bounded by teams_until"

@@ -8,7 +8,8 @@
 - :class:`ScriptedSmtpServer`: a small threaded socket server speaking just enough SMTP, that
   ``drop-after-data`` (reads the whole message, then closes the connection without a reply),
   ``hang-after-data`` (reads the message and never answers) or ``hang-at-greeting`` (accepts the
-  TCP connection and never says a word). It counts connections and keeps every message body it read.
+  TCP connection and never says a word) or ``trickle`` (a greeting of continuation lines that never
+  ends, each line in time for any read timeout). It counts connections and keeps every message body it read.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 from include.devstack import MailRecorder, start_smtp_server
 
-MODES = ("drop-after-data", "hang-after-data", "hang-at-greeting")
+MODES = ("drop-after-data", "hang-after-data", "hang-at-greeting", "trickle")
 
 
 class BouncingRecorder(MailRecorder):
@@ -112,6 +113,13 @@ class ScriptedSmtpServer:
             self._stop.wait(30)
             return
         reply = lambda line: (wfile.write(line.encode() + b"\r\n"), wfile.flush())  # noqa: E731
+        if self.mode == "trickle":  # a greeting that never ends, each line well within any read timeout
+            while not self._stop.wait(0.2):
+                try:
+                    reply("220-still greeting")
+                except OSError:
+                    return
+            return
         reply("220 scripted.example ESMTP")
         while not self._stop.is_set():
             line = rfile.readline()

@@ -13,7 +13,7 @@ import pytest
 
 from include.campaign import results
 from include.campaign.teams import DeliveryError
-from include.devstack import MailRecorder, free_port
+from include.devstack import free_port
 from tests.faults.conftest import EMAILS, ORGANIZER, TASK, outbox_states, settings, with_smtp
 from tests.faults.smtp_servers import BouncingRecorder, BusyRecorder, ScriptedSmtpServer, start
 
@@ -129,6 +129,23 @@ def test_a_server_that_accepts_and_never_answers_costs_one_timeout_per_stage_and
     assert outbox_states(scored, "results") == {}  # every claim released: nothing marked as sent
     assert sorted(publish(scored)["sent"]) == ["team-a", "team-b", "team-c", "team-d"]
     assert sorted(m.recipients[0] for m in mailbox.messages) == TEAM_ADDRESSES
+
+
+def test_a_server_that_answers_slowly_forever_is_cut_off_after_the_longest_an_attempt_may_take(scored, mailbox):
+    import threading
+
+    outcome: list = []
+    with ScriptedSmtpServer("trickle") as server:
+        hung = with_smtp(scored, settings(server.port, timeout=0.5, connect_timeout=0.5, attempts=3))
+        worker = threading.Thread(target=lambda: outcome.append(timed(publish, hung)), daemon=True)
+        worker.start()
+        worker.join(30)
+        assert outcome, "the stage did not end within 30 s"
+        error, seconds = outcome[0]
+        assert isinstance(error, DeliveryError) and "still not done after 4.5 s" in str(error) and "3 more not tried" in str(error)
+        assert server.connections == 1 and seconds < 8
+    assert outbox_states(scored, "results") == {}
+    assert sorted(publish(scored)["sent"]) == ["team-a", "team-b", "team-c", "team-d"]
 
 
 # --- item 4: the connection dropped (or hung) after the message body ----------------------------------

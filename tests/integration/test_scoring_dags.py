@@ -155,5 +155,37 @@ def test_a_second_results_run_sends_nothing(world):
     assert len(recorder.messages) == mails_before
 
 
+def test_a_run_whose_scoring_task_dies_is_named_and_its_team_told_why(world):
+    """A worker that cannot read the run: ``score_run`` fails (after its retries), the version still
+    completes, the run is listed as not scored with the reason, the approval names it, its team hears."""
+    from include.campaign import results
+    from include.campaign.scoring import FAILED_TASK_REASON
+
+    simulation, store, recorder = world["simulation"], world["store"], world["recorder"]
+    task = "multimodal-reasoning"
+    board = world["report"].leaderboards[task]
+    team = next(r["team"] for r in board["rows"] if r["status"] == "ranked")
+    runs = sorted(e["run"] for e in world["report"].manifests[task]["collected"] if e["team"] == team)
+    manifest = store.get_json(f"{CAMPAIGN}/collected/{task}/manifest.json")
+    for entry in manifest["collected"]:
+        if entry["team"] == team:
+            store.delete(entry["key"])  # the scoring task of each of these runs dies reading it
+    mails_before = len(recorder.messages)
+
+    result = simulation.driver.run(f"{CAMPAIGN}_scoring", conf={"task": task, "teams": [team], "runs": [], "reason": "checking a dead worker"})
+    assert result.task_states["build_leaderboard"] == "success"
+    failed = result.failed_tasks()
+    assert len(failed) == len(runs) and all(name.startswith("score_run[") for name in failed), failed
+    version = store.get_json(f"{CAMPAIGN}/leaderboards/{task}/published.json")["version"]
+    evaluation = store.get_json(f"{CAMPAIGN}/evaluations/{task}/{version}/evaluation.json")
+    assert sorted(m["run"] for m in evaluation["missing"] if m["team"] == team) == runs
+    assert all(m["reason"] == FAILED_TASK_REASON for m in evaluation["missing"] if m["team"] == team)
+    summary = results.summary(simulation.ctx, task)
+    assert "NOT SCORED" in summary and all(f"{team} / {run}" in summary for run in runs)
+    # results were published: the team is told at once that its runs are no longer scored, and why
+    new = [m for m in recorder.messages[mails_before:] if _contact(store, team) in m.recipients]
+    assert len(new) == 1 and "not scored, because its scoring stopped before it produced a score" in new[0].body
+
+
 def _contact(store, team_id: str) -> str:
     return store.get_json(f"{CAMPAIGN}/registrations/teams/{team_id}.json")["contact_email"]

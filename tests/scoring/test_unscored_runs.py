@@ -78,3 +78,17 @@ def test_a_run_still_unscored_in_a_later_version_keeps_its_reason_and_since(mail
     missing = {(m["team"], m["run"]): m for m in scoring.read_evaluation(mail_ctx, TASK, outcome["version"])["missing"]}
     assert set(missing) == DIED and {m["since"] for m in missing.values()} == {"v0001"}
     assert "missing since v0001" in results.summary(mail_ctx, TASK)
+
+
+def test_a_rescore_whose_task_died_keeps_no_older_score_and_names_the_run(mail_ctx):
+    stage_gold(mail_ctx, TASK, gans_gold())
+    collect(mail_ctx, TASK, RUNS)
+    for team, email in EMAILS.items():
+        register(mail_ctx, team, email)
+    score_with_dead_tasks(mail_ctx, dead=set())
+    stage_gold(mail_ctx, TASK, gans_gold({**GANS_GOLD, "8": 1}))  # the gold changed: the old score of bravo-2 is wrong now
+    outcome = score_with_dead_tasks(mail_ctx, dead={("team-b", "bravo-2")}, reason="gold fixed", teams=["team-b"])
+    assert outcome["missing"] == ["team-b/bravo-2"]
+    runs = {(r["team"], r["run"]): r for r in scoring.read_evaluation(mail_ctx, TASK, outcome["version"])["runs"]}
+    assert ("team-b", "bravo-2") not in runs and runs[("team-a", "alpha")]["scored_in"] == "v0001"
+    assert "team-b / bravo-2: its scoring stopped" in results.summary(mail_ctx, TASK)

@@ -59,7 +59,8 @@ class ParsedRun:
 
 def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None = None,
                  task_id: str | None = None, options: dict | None = None) -> ValidationOutcome:
-    """Validate the run at ``run_path`` against format ``format_name`` and the gold in ``gold_dir``.
+    """Validate the run at ``run_path`` against format ``format_name`` and the gold in ``gold_dir``
+    (a folder, or a :class:`GoldEntry` already loaded).
 
     ``task_id`` and ``options`` are the campaign task's id and ``format_options``: the report names
     that task, and the options (a concept-id pattern, its wording) replace the format's defaults.
@@ -67,7 +68,8 @@ def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None 
     ``ValueError`` for a bad option and ``GoldError`` for a broken gold folder.
     """
     schema = task_schema(format_name, task_id, options)
-    gold = gold_entry(format_name, gold_dir)
+    # A prepared GoldEntry (the submission check's public test inputs) is used as it is.
+    gold = gold_dir if isinstance(gold_dir, GoldEntry) else gold_entry(format_name, gold_dir)
     limits = limits or RunLimits()
     path = Path(run_path)
     findings, warnings = Findings(), Findings()
