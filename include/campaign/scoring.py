@@ -445,7 +445,16 @@ def _summary(item: Mapping[str, Any], sha256: str, evaluation: RunEvaluation, go
         "verdict": evaluation.verdict, "reason": evaluation.reason,
         "metrics": metrics, "not_computed": not_computed,
         "gold_fingerprint": gold.fingerprint, "scored_in": version,
+        "coverage": run_coverage(evaluation.report),
     }
+
+
+def run_coverage(report: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """How many of the test items a run answered, from its validation counts (None when not counted)."""
+    counts = (report or {}).get("counts") or {}
+    if counts.get("ids_total") is None or counts.get("ids_covered") is None:
+        return None
+    return {"answered": int(counts["ids_covered"]), "total": int(counts["ids_total"])}
 
 
 def _finite(value: Any) -> float | None:
