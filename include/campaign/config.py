@@ -436,7 +436,10 @@ def _line_for(location: str, lines: dict[str, int]) -> int | None:
     while location:
         if location in lines:
             return lines[location]
-        location = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", location)
+        shorter = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", location)
+        if shorter == location:  # a top-level field not in the file (a missing one): no line
+            return None
+        location = shorter
     return None
 
 
