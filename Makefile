@@ -10,7 +10,7 @@ WORDNET := $(NLTK_DATA)/corpora/wordnet/lexnames
 export NLTK_DATA
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: test demo venv wordnet benchmarks clean-demo
+.PHONY: test cluster-test demo venv wordnet chromium benchmarks clean-demo
 
 venv: $(STAMP)
 
@@ -26,8 +26,17 @@ wordnet: $(WORDNET)
 $(WORDNET): scripts/install_wordnet.sh
 	bash scripts/install_wordnet.sh $(NLTK_DATA)
 
-test: $(STAMP) $(WORDNET)
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
+# The script is idempotent: it returns at once when /usr/bin/chromium is there.
+chromium:
+	bash scripts/install_chromium.sh
+
+test: $(STAMP) $(WORDNET) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The distributed engine for real (include/cluster.py): about ten minutes; also part of `make test`.
+cluster-test: $(STAMP) $(WORDNET) chromium
+	$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 demo: $(STAMP) $(WORDNET)
 	$(BIN)/python -m include.devstack

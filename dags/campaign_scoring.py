@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from airflow.sdk import DAG, AssetAny, Param, task
 from dags.clef_dag_support.runtime import asset, asset_alias, campaign_context, dag_kwargs, label_map_index, valid_campaigns
+
+from include.metrics.registry import DEFAULT_QUEUE, MODELS_QUEUE
 
 AUTOMATIC_REASON = "runs collected at the deadline"
 log = logging.getLogger(__name__)
@@ -20,13 +23,17 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 
 1. `plan_scoring` allocates a new evaluation version (`evaluations/<task>/v0001`, `v0002`, …; a
    re-score never overwrites an older one) and lists the runs to score;
-2. `score_run` (one mapped instance per run, labelled `team/run`) validates the run against its
-   format and, when valid, scores it with the task's metrics; an invalid run gets its report and is
-   not ranked, and never fails the DAG run;
+2. `score_run` (mapped, labelled `task: team/run`) validates each run against its format and, when
+   valid, scores it with the task's metrics; an invalid run gets its report and is not ranked, and
+   never fails the DAG run. Runs of tasks with a metric that needs a model go to `score_run_models`
+   instead (planned by `plan_model_scoring`), on the `models` worker queue. Each has one instance
+   per run, up to 256 instances (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
+   `max_map_length`); with more runs, each instance scores a batch of consecutive runs
+   (docs/scoring-batches.md);
 3. `build_leaderboard` writes the evaluation with its lineage (run and gold sha256, metric code
    version, reason, who), the diff against the previous version, and the leaderboard exports
    (CSV, JSON, HTML, LaTeX), which stay private until `{campaign.id}_results` publishes them.
-   A run whose `score_run` instance failed is listed as *not scored* (with that reason): the
+   A run whose scoring instance failed is listed as *not scored* (with that reason): the
    results approval names it, so you can re-score it first, and its team is told.
    After publication, teams whose numbers changed are told what changed and why.
 """
@@ -46,35 +53,48 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 
         @task(task_id="plan_scoring")
         def plan_scoring(**context) -> list[dict]:
+            """Allocate the versions; return the batches of the default queue, keep the models queue's for the next task."""
+            from airflow.sdk.configuration import conf
+
             from include.campaign import scoring
 
             requests = scoring_requests(context)
             ctx = campaign_context(campaign_file)
-            items = []
+            by_queue: dict[str, list[dict]] = {DEFAULT_QUEUE: [], MODELS_QUEUE: []}
             for request in requests:
                 version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
+                queue = scoring.scoring_queue(ctx.campaign.task(request["task"]))
                 for run in scoring.plan(ctx, request["task"], request["teams"], request["runs"]):
-                    items.append({**run, "task": request["task"], "version": version, "label": f"{request['task']}: {run['team']}/{run['run']}"})
-            return items
+                    by_queue[queue].append({**run, "task": request["task"], "version": version})
+            limit = scoring.max_instances(conf.getint("core", "max_map_length"), os.environ.get("CLEF_SCORING_MAX_INSTANCES"))
+            context["ti"].xcom_push(key=MODELS_QUEUE, value=scoring.batches(by_queue[MODELS_QUEUE], limit))
+            return scoring.batches(by_queue[DEFAULT_QUEUE], limit)
 
-        @task(task_id="score_run", map_index_template="{{ label }}")
-        def score_run(item: dict) -> dict:
+        @task(task_id="plan_model_scoring")
+        def plan_model_scoring(**context) -> list[dict]:
+            """The batches of runs whose task has a metric that needs a model (Airflow maps over return values only)."""
+            return context["ti"].xcom_pull(task_ids="plan_scoring", key=MODELS_QUEUE) or []
+
+        def score_runs(batch: dict) -> list[dict]:
             from include.campaign import scoring
 
-            label_map_index(item["label"])
-            summary = scoring.score_one(campaign_context(campaign_file), item["task"], item["version"], item)
-            return {**summary, "task": item["task"], "version": item["version"]}
+            label_map_index(batch["label"])
+            ctx = campaign_context(campaign_file)
+            return [{**scoring.score_one(ctx, item["task"], item["version"], item), "task": item["task"], "version": item["version"]}
+                    for item in batch["runs"]]
+
+        score_run = task(task_id="score_run", queue=DEFAULT_QUEUE, map_index_template="{{ label }}")(score_runs)
+        score_run_models = task(task_id="score_run_models", queue=MODELS_QUEUE, map_index_template="{{ label }}")(score_runs)
 
         @task(task_id="build_leaderboard", outlets=[alias], trigger_rule="all_done")
-        def build_leaderboard(summaries, **context) -> list[dict]:
+        def build_leaderboard(summaries, model_summaries, **context) -> list[dict]:
             from include.campaign import results, scoring
 
             ctx = campaign_context(campaign_file)
-            # A slice fetches the mapped results in one call (iterating probes one past the end, and
-            # the API logs that probe as an error); a run whose scoring task failed has no result.
-            summaries = summaries[0 : len(summaries)] if summaries is not None else []
+            summaries = _flatten(summaries) + _flatten(model_summaries)
             # What was planned: a planned run without a summary had its scoring task die, and is named as such.
-            planned = context["ti"].xcom_pull(task_ids="plan_scoring") or []
+            batches = (context["ti"].xcom_pull(task_ids="plan_scoring") or []) + (context["ti"].xcom_pull(task_ids="plan_scoring", key=MODELS_QUEUE) or [])
+            planned = [item for batch in batches for item in batch["runs"]]
             outcomes = []
             for request in scoring_requests(context):
                 version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
@@ -89,8 +109,20 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
                 outcomes.append(outcome)
             return outcomes
 
-        build_leaderboard(score_run.expand(item=plan_scoring()))
+        planned = plan_scoring()
+        planned_models = plan_model_scoring()
+        planned >> planned_models
+        build_leaderboard(score_run.expand(batch=planned), score_run_models.expand(batch=planned_models))
     return dag
+
+
+def _flatten(batches) -> list[dict]:
+    """Every run summary of a mapped scoring task; a batch whose instance failed has no result."""
+    if batches is None:
+        return []
+    # A slice fetches the mapped results in one call (iterating probes one past the end, and the API
+    # logs that probe as an error).
+    return [summary for batch in batches[0 : len(batches)] if batch for summary in batch]
 
 
 def scoring_requests(context) -> list[dict]:

@@ -14,8 +14,6 @@ import os
 import sys
 from collections.abc import Mapping
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from include.campaign.store import ObjectStore, S3Settings, StoreError
 
 CONNECTION_VARIABLE = "AIRFLOW_CONN_CLEF_S3"
@@ -31,6 +29,8 @@ def settings_from(environ: Mapping[str, str]) -> S3Settings:
         raise BucketSetupError(f"{CONNECTION_VARIABLE} must hold the `clef_s3` connection as JSON (see .env.example); it is {'empty' if not text else 'not JSON'}.")
     try:
         return S3Settings.from_env(dict(environ))
+    except StoreError as exc:  # a bound that is not a number
+        raise BucketSetupError(str(exc)) from None
     except ValueError as exc:  # json.JSONDecodeError
         raise BucketSetupError(f"{CONNECTION_VARIABLE} is not valid JSON: {exc}") from None
 
@@ -38,17 +38,13 @@ def settings_from(environ: Mapping[str, str]) -> S3Settings:
 def ensure_campaign_bucket(environ: Mapping[str, str]) -> str:
     """Make the bucket exist with versioning enabled; returns a one-line report."""
     settings = settings_from(environ)
-    store = ObjectStore(settings)
     where = f"s3://{settings.bucket} at {settings.endpoint_url or 'AWS S3'}"
     try:
+        store = ObjectStore(settings)
         store.ensure_bucket(versioning=True)
-        status = store.client.get_bucket_versioning(Bucket=settings.bucket).get("Status")
+        status = store.versioning_status()
     except StoreError as exc:
         raise BucketSetupError(str(exc)) from None
-    except ClientError as exc:
-        raise BucketSetupError(f"cannot set up {where}: {exc.response.get('Error', {}).get('Code') or exc}") from None
-    except BotoCoreError as exc:
-        raise BucketSetupError(f"cannot reach {where}: {exc}") from None
     if status != "Enabled":
         raise BucketSetupError(f"{where}: versioning is {status or 'off'} after enabling it; run collection needs it on.")
     return f"{where} is ready, versioning enabled."

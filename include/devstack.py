@@ -23,6 +23,7 @@ import email.policy
 import json
 import os
 import signal
+import secrets
 import socket
 import subprocess
 import sys
@@ -181,6 +182,9 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
             "AIRFLOW_CONN_CLEF_S3": s3_json,
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
             "CLEF_BUCKET": bucket,
+            # the participants' portal (plugins/participant_portal.py): a fresh signing secret per demo
+            "CLEF_PORTAL_SECRET": env.get("CLEF_PORTAL_SECRET") or secrets.token_hex(32),
+            "CLEF_PORTAL_URL": env.get("CLEF_PORTAL_URL") or f"http://127.0.0.1:{env.get('CLEF_DEMO_UI_PORT', '8080')}/portal",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
             # airflow standalone starts its components as `airflow ...` subprocesses: find the venv's.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
@@ -307,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         password = wait_for_password(airflow_home)
         ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
         print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
+        print(f"Participants' portal: {env['CLEF_PORTAL_URL']}/  (register, sign in, download, upload, receipts)", flush=True)
+        print(f"Organizers' Campaigns page: {ui}/plugin/campaigns  (Campaigns in the UI's menu: timeline, registrations, submissions, evaluations, mail)", flush=True)
         print(f"Airflow's own log: {demo_dir / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
         if demo_ctx is not None:
             if not password:

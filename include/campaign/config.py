@@ -192,6 +192,7 @@ class Campaign(_Strict):
     links: Links = Links()
     run_limits: RunLimits = RunLimits()
     intake_every_minutes: int = Field(default=15, ge=1, le=1440)
+    submission_check_every_minutes: int = Field(default=5, ge=1, le=1440)
     tasks: tuple[Task, ...] = Field(min_length=1)
 
     @field_validator("timezone")

@@ -12,7 +12,10 @@ Every key starts with the campaign id, so several campaigns can share one bucket
     <campaign>/registrations/accepted/…        accepted registration documents as they arrived
     <campaign>/registrations/agreements/…      signed user agreements (PDF) the documents point to
     <campaign>/registrations/approvals/<team>/<task>.json   an organizer's agreement decision
-    <campaign>/submissions/<task>/<team>/…     participants' uploads (presigned PUT)
+    <campaign>/registrations/confirmations/<digest>.json    a contact's proof of address for one document
+    <campaign>/registrations/sign-in/<team>.json            an organizer's revocation of a team's sign-in links
+    <campaign>/submissions/<task>/<team>/…     participants' uploads (presigned PUT or POST)
+    <campaign>/receipts/<task>/<team>/<run>/<version>.json   the submission check's receipt of one upload version
     <campaign>/collected/<task>/…              frozen runs at the deadline + manifest with sha256
     <campaign>/evaluations/<task>/<version>/…  validation reports, per-run and per-item scores, lineage
     <campaign>/leaderboards/<task>/…           exports per evaluation version
@@ -93,10 +96,23 @@ class Layout:
     def agreements(self) -> str:
         return self._key("registrations", "agreements") + "/"
 
+    def confirmation_record(self, digest: str) -> str:
+        return self._key("registrations", "confirmations", segment(digest) + ".json")
+
+    def sign_in_revocation(self, team_id: str) -> str:
+        return self._key("registrations", "sign-in", segment(team_id) + ".json")
+
     # runs
     def submissions(self, task: str, team_id: str | None = None) -> str:
         base = self._key("submissions", segment(task)) + "/"
         return base + (segment(team_id) + "/" if team_id is not None else "")
+
+    def receipts(self, task: str, team_id: str | None = None) -> str:
+        base = self._key("receipts", segment(task)) + "/"
+        return base + (segment(team_id) + "/" if team_id is not None else "")
+
+    def receipt(self, task: str, team_id: str, run: str, version_id: str) -> str:
+        return self.receipts(task, team_id) + segment(run) + "/" + segment(version_id) + ".json"
 
     def collected(self, task: str) -> str:
         return self._key("collected", segment(task)) + "/"

@@ -55,6 +55,7 @@ import jsonschema
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
+from include.campaign import confirmation
 from include.campaign.context import CampaignContext
 from include.campaign.layout import SPLITS, UnsafeKeyError, segment
 from include.campaign.leaderboard import spreadsheet_safe
@@ -407,7 +408,7 @@ def intake(ctx: CampaignContext) -> dict[str, Any]:
 def take_in_inbox(ctx: CampaignContext, notices: Notices) -> dict[str, Any]:
     """Every inbox document, each on its own; never raises for one document (see :func:`handle_document`)."""
     directory = TeamDirectory(ctx)
-    outcomes: dict[str, list[dict[str, Any]]] = {"accepted": [], "rejected": [], "kept": [], "gone": []}
+    outcomes: dict[str, list[dict[str, Any]]] = {"accepted": [], "rejected": [], "kept": [], "gone": [], "awaiting_confirmation": []}
     store_failures = 0
     for document in inbox_documents(ctx):
         if store_failures >= STORE_FAILURES_BEFORE_STOPPING:
@@ -462,6 +463,12 @@ def take_in_document(ctx: CampaignContext, document: InboxDocument, notices: Not
     open_tasks = [task_id for task_id in ctx.campaign.task_ids if task_id in fields["tasks"] and task_id not in refused]
     if not open_tasks:
         return _reject(ctx, document, raw, list(refused.values()), reading.contact_email, notices)
+    # Proof of address (confirmation.py): no team is created or changed before the contact clicked.
+    waiting = confirmation.awaiting_confirmation(ctx, document.key, document.received_at, raw, reading.contact_email, open_tasks, notices)
+    if waiting == confirmation.EXPIRED:
+        return _reject(ctx, document, raw, [confirmation.EXPIRED_REASON], None, notices)
+    if waiting:
+        return {"status": "awaiting_confirmation", "document": document.key, "tasks": open_tasks}
     failures_before = len(notices.failed)
     digests = _agreement_digests(ctx, fields, open_tasks)
     team = _record_team(ctx, fields, reading.contact_email, document, open_tasks, refused, digests, directory)
@@ -569,8 +576,8 @@ def _reject(ctx: CampaignContext, document: InboxDocument, raw: bytes | None, re
     failures_before = len(notices.failed)
     if contact:
         notices.send(
-            "registration-rejected", document.document_id, contact,
-            document=document.name, received=describe_moment(campaign, document.received_at), reasons=reasons,
+            "registration-rejected", document.document_id, contact,  # the contact is unconfirmed: no text of the sender's
+            document=utc_stamp(document.received_at), received=describe_moment(campaign, document.received_at), reasons=confirmation.mail_safe_reasons(reasons),
             windows=[{"task": task, "opens": describe_moment(campaign, campaign.milestone_time("registration_opens", task.id)),
                       "closes": describe_moment(campaign, campaign.milestone_time("registration_closes", task.id))} for task in campaign.tasks],
         )
@@ -651,7 +658,8 @@ def _confirm(ctx: CampaignContext, team: dict[str, Any], document: InboxDocument
         released = [split for split in SPLITS if (task_id, split) in records]
         tasks.append({"task": task, "new": task_id in open_tasks, "agreement": agreement_status(ctx, team, task_id), "agreement_reused": task_id in flags,
                       "released": released, "dates": task_dates(campaign, task_id)})
-    notices.send("registration-confirmation", document.document_id, team["contact_email"], team=team, tasks=tasks, refused=refused, namesakes=namesakes)
+    notices.send("registration-confirmation", document.document_id, team["contact_email"], team=team, tasks=tasks, refused=refused, namesakes=namesakes,
+                 sign_in=confirmation.sign_in_link(ctx, team["team_id"]))
 
 
 # --- agreements ----------------------------------------------------------------------------------

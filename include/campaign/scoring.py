@@ -46,6 +46,7 @@ from include.campaign import leaderboard as leaderboards
 from include.campaign.config import Task
 from include.campaign.layout import segment
 from include.campaign.store import dump_json
+from include.metrics.registry import DEFAULT_QUEUE, MODELS_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -257,6 +258,47 @@ def _refuse_unknown(task_id: str, kind: str, wanted: set[str], known: set[str]) 
     if unknown:
         choices = ", ".join(sorted(known)) or "none collected"
         raise ScoringError(f"task {task_id}: no collected {kind} named {', '.join(unknown)}; collected {kind}s: {choices}")
+
+
+# --- mapped instances: which queue, how many runs each (docs/scoring-batches.md) ----------------------
+
+# At most this many mapped scoring instances per queue and DAG run (CLEF_SCORING_MAX_INSTANCES, and
+# never more than Airflow's [core] max_map_length): more runs share an instance.
+DEFAULT_MAX_INSTANCES = 256
+
+
+def scoring_queue(task: Task) -> str:
+    """The worker queue that scores a task's runs: ``models`` when one of its metrics needs a model
+    (the registry's ``queue``), else ``default``. A run is scored by one process, all metrics together."""
+    from include.metrics.registry import METRICS
+
+    return MODELS_QUEUE if any(METRICS[name].queue == MODELS_QUEUE for name in task.metrics) else DEFAULT_QUEUE
+
+
+def max_instances(map_length_limit: int, configured: str | int | None = None) -> int:
+    """How many mapped instances one scoring task may have: the configured target, within Airflow's limit."""
+    target = int(configured) if configured not in (None, "") else DEFAULT_MAX_INSTANCES
+    if target < 1 or map_length_limit < 1:
+        raise ScoringError(f"the number of mapped scoring instances must be at least 1 (got {target}, max_map_length {map_length_limit})")
+    return min(target, map_length_limit)
+
+
+def batches(items: list[dict], limit: int) -> list[dict]:
+    """Consecutive runs in at most ``limit`` batches of ``ceil(len(items) / limit)`` runs (the last may be
+    shorter); each batch is ``{"label": ..., "runs": [...]}``, labelled with its first and last run."""
+    if not items:
+        return []
+    size = max(1, math.ceil(len(items) / limit))
+    return [{"label": _batch_label(items[start:start + size]), "runs": items[start:start + size]} for start in range(0, len(items), size)]
+
+
+def _batch_label(runs: list[dict]) -> str:
+    first, last = runs[0], runs[-1]
+    name = lambda item: f"{item['team']}/{item['run']}"  # noqa: E731
+    if len(runs) == 1:
+        return f"{first['task']}: {name(first)}"
+    tail = name(last) if last["task"] == first["task"] else f"{last['task']}: {name(last)}"
+    return f"{first['task']}: {name(first)} … {tail} ({len(runs)} runs)"
 
 
 def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: str | None = None) -> str:

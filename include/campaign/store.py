@@ -46,7 +46,7 @@ _CHUNK = 1024 * 1024
 # What the store's calls may raise underneath; each becomes a StoreError.
 _S3_FAULTS = (ClientError, BotoCoreError, Boto3Error)
 # Faults while a GET's body streams in: botocore does not retry these, the store does.
-_STREAM_FAULTS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, HTTPClientError)
+_STREAM_FAULTS = (HTTPClientError, IncompleteReadError)  # read timeouts, resets, broken streams
 log = logging.getLogger(__name__)
 
 
@@ -197,9 +197,6 @@ class S3Settings:
         except (*_S3_FAULTS, ValueError) as exc:
             raise StoreError(f"cannot make an S3 client for {self.endpoint_url or 'AWS S3'}: {exc}") from None
 
-    def describe_bounds(self) -> str:
-        return f"connect timeout {self.connect_timeout:g} s, read timeout {self.read_timeout:g} s, {self.max_attempts} attempt(s)"
-
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -307,6 +304,11 @@ class ObjectStore:
             with self._guard("turn on versioning of", ""):
                 self.client.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
 
+    def versioning_status(self) -> str | None:
+        """The bucket's versioning status ("Enabled", "Suspended"), or None if it was never turned on."""
+        with self._guard("read the versioning of", ""):
+            return self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+
     # --- writes ---------------------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream", metadata: dict[str, str] | None = None) -> str:
@@ -355,14 +357,7 @@ class ObjectStore:
         The body is streamed and closed after ``limit + 1`` bytes: an object replaced by a huge one
         after it was listed costs no more than the limit to refuse.
         """
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            try:
-                return body.read(limit + 1)
-            finally:
-                body.close()
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail("read", key, exc) from None
+        return self._read_streamed("read", key, None, lambda body: body.read(limit + 1))
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
@@ -457,6 +452,20 @@ class ObjectStore:
         """A download link, signed by the download principal (read-only on releases/ and public/)."""
         with self._guard("sign a download link for", key):
             return self.signing_client("download").generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)
+
+    def presigned_post(self, key: str, max_bytes: int, expires_seconds: int, redirect_url: str | None = None) -> dict[str, Any]:
+        """A browser form upload to exactly ``key``, refused by S3 or MinIO above ``max_bytes``.
+
+        Returns ``{"url": ..., "fields": {...}}``; the signed policy holds the bucket, the key (an
+        exact match: the uploader cannot choose another) and ``content-length-range`` 1..max_bytes.
+        """
+        fields: dict[str, str] = {}
+        conditions: list[Any] = [["content-length-range", 1, int(max_bytes)]]
+        if redirect_url:
+            fields["success_action_redirect"] = redirect_url
+            conditions.append({"success_action_redirect": redirect_url})
+        with self._guard("sign an upload form for", key):  # signed by the upload principal, as presigned_put
+            return self.signing_client("upload").generate_presigned_post(self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_seconds)
 
     def presigned_put(self, key: str, expires_seconds: int) -> str:
         """A URL a participant uploads to with ``curl -T FILE URL`` (no form encoding), signed by the

@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 ComputeFunction = Callable[..., Any]  # (run, gold, options) -> MetricResult
+# The Celery worker queues (docker-compose.yaml's airflow-worker and airflow-worker-models).
+DEFAULT_QUEUE, MODELS_QUEUE = "default", "models"
 
 
 class FamilyFunction:
@@ -95,7 +97,7 @@ def _spec(name, formats, *, higher=True, value_range=(0.0, 1.0), model=None, gpu
         value_range=(float(value_range[0]), float(value_range[1])),
         needs_model=model,
         needs_gpu=gpu,
-        queue="models" if model else "default",
+        queue=MODELS_QUEUE if model else DEFAULT_QUEUE,
         per_item_unit=unit,
         description=description,
         compute=FamilyFunction(module, function),

@@ -98,11 +98,20 @@ def test_signed_in_user_sees_the_list_the_page_and_the_nav_entry(api):
     assert {"name": "Campaigns", "href": "/campaigns/", "url_route": "campaigns"}.items() <= [v for v in views if v["name"] == "Campaigns"][0].items()
 
 
-def test_approve_button_starts_the_approval_dag_as_the_signed_in_user(api, store, smtp_settings):
+def runs_of(dag_id: str) -> dict:
+    """run_id -> DagRun of one DAG, from the metadata database."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
-    from fastapi.testclient import TestClient
     from sqlalchemy import select
+
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)).all()
+        session.expunge_all()
+        return {run.run_id: run for run in runs}
+
+
+def test_approve_button_starts_the_approval_dag_as_the_signed_in_user(api, store, smtp_settings):
+    from fastapi.testclient import TestClient
 
     app, client = api
     ctx = context(store, smtp_settings, make_campaign(dt.datetime.now(UTC).replace(microsecond=0)))
@@ -114,31 +123,28 @@ def test_approve_button_starts_the_approval_dag_as_the_signed_in_user(api, store
         page = client.get("/campaigns/viewlab/registrations")
         assert f"Approve {waiting} for alpha" in page.text
         csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+        before, scoring_before = runs_of("viewlab_agreement_approval"), runs_of("viewlab_scoring")  # the database lives for the whole session
 
         refused = client.post("/campaigns/viewlab/agreements", data={"team_id": waiting, "task": "alpha", "decision": "approve", "csrf": "0" * 64})
         assert refused.status_code == 403
         foreign = client.post("/campaigns/viewlab/agreements", data={"team_id": waiting, "task": "alpha", "decision": "approve", "csrf": csrf},
                               headers={"Origin": "https://evil.example"})
         assert foreign.status_code == 403
-        with create_session() as session:
-            assert session.scalars(select(DagRun).where(DagRun.dag_id == "viewlab_agreement_approval")).all() == []
+        assert runs_of("viewlab_agreement_approval").keys() == before.keys()  # neither started a run
 
         answer = client.post("/campaigns/viewlab/agreements", data={"team_id": waiting, "task": "alpha", "decision": "approve", "note": "checked", "csrf": csrf},
                              follow_redirects=False)
         assert answer.status_code == 303, answer.text
         assert answer.headers["location"].startswith("/campaigns/viewlab/registrations?done=")
-        with create_session() as session:
-            runs = session.scalars(select(DagRun).where(DagRun.dag_id == "viewlab_agreement_approval")).all()
-            assert len(runs) == 1
-            assert runs[0].triggering_user_name == "olga"
-            assert runs[0].conf == {"team_id": waiting, "tasks": ["alpha"], "decision": "approve", "note": "checked"}
+        started = [run for run_id, run in runs_of("viewlab_agreement_approval").items() if run_id not in before]
+        assert [(run.triggering_user_name, run.conf) for run in started] == [
+            ("olga", {"team_id": waiting, "tasks": ["alpha"], "decision": "approve", "note": "checked"})]
 
         rescore = client.post("/campaigns/viewlab/rescore", data={"task": "alpha", "reason": "gold fixed", "teams": f"{waiting}, other", "csrf": csrf},
                               follow_redirects=False)
         assert rescore.status_code == 303, rescore.text
-        with create_session() as session:
-            scoring_runs = session.scalars(select(DagRun).where(DagRun.dag_id == "viewlab_scoring")).all()
-            assert [(r.triggering_user_name, r.conf["teams"], r.conf["reason"]) for r in scoring_runs] == [("olga", [waiting, "other"], "gold fixed")]
+        rescores = [run for run_id, run in runs_of("viewlab_scoring").items() if run_id not in scoring_before]
+        assert [(r.triggering_user_name, r.conf["teams"], r.conf["reason"]) for r in rescores] == [("olga", [waiting, "other"], "gold fixed")]
         assert client.post("/campaigns/viewlab/rescore", data={"task": "alpha", "reason": " ", "csrf": csrf}).status_code == 400
     finally:
         module.app.dependency_overrides.clear()

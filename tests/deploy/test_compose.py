@@ -245,8 +245,9 @@ def test_minio_init_creates_the_signers_with_the_policies_of_deploy_minio(servic
         "airflow-init (and so every component) starts once the signers exist")
 
 
-# What may listen beyond this machine: MinIO's S3 API, which participants reach through their links.
-PUBLIC_CONTAINER_PORTS = {("minio", 9000)}
+# What may listen beyond this machine: what participants reach, MinIO's S3 API (their links) and the
+# participants' portal.
+PUBLIC_CONTAINER_PORTS = {("minio", 9000), ("participant-portal", 8000)}
 
 
 def test_uis_and_consoles_listen_on_loopback_only(services, test_environ):

@@ -52,7 +52,7 @@ def env_values(path: Path) -> dict[str, str]:
 
 
 def test_compose_accepts_the_file_with_a_generated_env(model):
-    expected = {"postgres", "redis", "minio", "minio-init", "mailpit", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models"}
+    expected = {"postgres", "redis", "minio", "minio-init", "mailpit", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-models", "participant-portal"}
     assert set(model["services"]) == expected, "services outside any profile"
 
 
@@ -75,12 +75,12 @@ def test_resolved_secrets_and_connections_are_the_env_values(model, env_file):
         assert (smtp["host"], smtp["port"]) == ("mailpit", 1025), name
 
 
-def test_only_the_s3_api_is_published_beyond_this_machine(model):
+def test_only_the_s3_api_and_the_portal_are_published_beyond_this_machine(model):
     published = {(name, port["target"]): port.get("host_ip") for name, service in model["services"].items() for port in service.get("ports", [])}
     assert published[("airflow-apiserver", 8080)] == "127.0.0.1"
     assert published[("minio", 9001)] == "127.0.0.1"
     beyond = sorted(key for key, host_ip in published.items() if host_ip != "127.0.0.1")
-    assert beyond == [("minio", 9000)], f"published on every interface: {beyond}"
+    assert beyond == [("minio", 9000), ("participant-portal", 8000)], f"published on every interface: {beyond}"
 
 
 def test_link_signers_reach_minio_init_and_the_connection(model, env_file):

@@ -65,15 +65,25 @@ def test_a_few_aliases_for_repeated_blocks_still_work():
     assert campaign.tasks[0].organizers == campaign.organizers
 
 
-def test_the_dag_processor_shows_the_bomb_as_an_error_dag(tmp_path, monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
+DAGBAG_PROBE = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.dags.get("bomb_campaign_file_error")
+print(json.dumps({"errors": {str(k): str(v)[-500:] for k, v in bag.import_errors.items()}, "doc": dag.doc_md if dag else None}))
+"""
+
+
+def test_the_dag_processor_shows_the_bomb_as_an_error_dag(tmp_path):
+    import json
 
     campaigns = tmp_path / "campaigns"
     campaigns.mkdir()
     shutil.copy(ROOT / "include" / "campaigns" / "imageclef2025.yaml", campaigns / "imageclef2025.yaml")
     (campaigns / "bomb.yaml").write_text(billion_laughs())
-    monkeypatch.setenv("CLEF_CAMPAIGNS_DIR", str(campaigns))
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "campaign_file_check.py"))
-    assert bag.import_errors == {}
-    error_dag = bag.dags["bomb_campaign_file_error"]
-    assert "expands to more than 100,000 values" in error_dag.doc_md
+    result = subprocess.run([sys.executable, "-c", DAGBAG_PROBE, str(ROOT / "dags" / "campaign_file_check.py")], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, preexec_fn=_cap_memory, env=dict(os.environ, PYTHONPATH=str(ROOT), CLEF_CAMPAIGNS_DIR=str(campaigns)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed["errors"] == {}
+    assert "expands to more than 100,000 values" in parsed["doc"]

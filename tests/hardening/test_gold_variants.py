@@ -9,7 +9,7 @@ import codecs
 
 import pytest
 
-from include.campaign.release import NormalisedText, release
+from include.campaign.release import release
 from tests.lifecycle.conftest import register, stage
 
 GOLD = "id,label\nimg-001,1\nimg-002,0\nimg-003,1\n"
@@ -43,6 +43,8 @@ def test_every_text_variant_of_gold_is_withheld_and_other_files_are_released(ctx
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
 def test_the_normalised_digest_does_not_depend_on_chunk_boundaries(chunk):
+    from include.campaign.release import NormalisedText
+
     def digest(data: bytes) -> str | None:
         text = NormalisedText()
         for start in range(0, len(data), chunk):

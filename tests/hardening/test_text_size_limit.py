@@ -20,7 +20,7 @@ from validation_fixtures import write_gold  # noqa: E402
 from include.campaign.config import Campaign
 from include.campaign.validation import RunLimits, validate_run
 
-LIMIT = RunLimits().max_text_bytes
+LIMIT = 32 * 1024 * 1024  # the default max_text_bytes (checked below)
 
 
 def concept_lines(size: int) -> bytes:
@@ -71,4 +71,4 @@ def test_the_limit_is_a_campaign_setting_per_task():
     data["tasks"][1]["run_limits"] = {"max_text_bytes": 1024}
     campaign = Campaign.model_validate(data)
     assert campaign.task_run_limits("beta").max_text_bytes == 1024
-    assert campaign.task_run_limits("alpha").max_text_bytes == LIMIT == 32 * 1024 * 1024
+    assert campaign.task_run_limits("alpha").max_text_bytes == LIMIT == RunLimits().max_text_bytes

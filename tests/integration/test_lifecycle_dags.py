@@ -128,7 +128,13 @@ def _register(store, name: str, email: str, tasks: list[str], **changes) -> None
         document["agreements"] = agreements
     document.update(changes)
     document = {k: v for k, v in document.items() if v is not None}
-    store.put_bytes(f"{CAMPAIGN}/registrations/inbox/{name}.json", json.dumps(document).encode(), content_type="application/json")
+    key, raw = f"{CAMPAIGN}/registrations/inbox/{name}.json", json.dumps(document).encode()
+    store.put_bytes(key, raw, content_type="application/json")
+    if isinstance(document.get("contact_email"), str):  # its contact opened the confirmation link (confirmation.py)
+        from include.campaign.confirmation import document_digest
+        from include.campaign.layout import Layout
+
+        store.create_json_once(Layout(CAMPAIGN).confirmation_record(document_digest(key, raw)), {"contact_email": document["contact_email"], "how": "test"})
 
 
 @pytest.fixture(scope="module")

@@ -58,13 +58,15 @@ class ParsedRun:
 
 
 def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None = None) -> ValidationOutcome:
-    """Validate the run at ``run_path`` against format ``format_name`` and the gold in ``gold_dir``.
+    """Validate the run at ``run_path`` against format ``format_name`` and the gold in ``gold_dir``
+    (a folder, or a :class:`GoldEntry` already loaded).
 
     Never raises because of the run's content; raises ``KeyError`` for an unknown format and
     ``GoldError`` for a broken gold folder.
     """
     schema = run_schema(format_name)
-    gold = gold_entry(format_name, gold_dir)
+    # A prepared GoldEntry (the submission check's public test inputs) is used as it is.
+    gold = gold_dir if isinstance(gold_dir, GoldEntry) else gold_entry(format_name, gold_dir)
     limits = limits or RunLimits()
     path = Path(run_path)
     findings, warnings = Findings(), Findings()
