@@ -154,7 +154,7 @@ STAGES = [
     ("all runs uploaded", lambda text, states: "participants: all registrations and runs are in" in text),
     ("runs collected", lambda text, states: states and states.get("run_collection") == "success"),
     ("scoring done", lambda text, states: states and states.get("scoring") == "success"),
-    ("results approval waiting", lambda text, states: states and states.get("approval") == "deferred"),
+    ("results approval waiting", lambda text, states: states and states.get("approval") in ("awaiting_input", "deferred")),
 ]
 
 

@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         ui = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
         print(f"Airflow UI: {ui}  user: admin  password: {password or '(see ' + str(airflow_home) + ')'}", flush=True)
         print(f"Participants' portal: {env['CLEF_PORTAL_URL']}/  (register, sign in, download, upload, receipts)", flush=True)
+        print(f"Organizers' Campaigns page: {ui}/plugin/campaigns  (Campaigns in the UI's menu: timeline, registrations, submissions, evaluations, mail)", flush=True)
         print(f"Airflow's own log: {demo_dir / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
         if demo_ctx is not None:
             if not password:
