@@ -59,13 +59,14 @@ class Simulation:
     """One replay of ``config_path`` in ``workdir`` against the store of ``ctx_factory()``."""
 
     def __init__(self, config_path: str | Path, workdir: str | Path, ctx_factory: Callable[[Campaign], CampaignContext],
-                 step: float = 2.0, seed: int = 2025, say: Callable[[str], None] = print):
+                 step: float = 2.0, seed: int = 2025, say: Callable[[str], None] = print, data: str | Path | None = None):
         self.source = Path(config_path)
         self.raw = yaml.safe_load(self.source.read_text(encoding="utf-8"))
         self.original = parse_campaign(self.source.read_text(encoding="utf-8"), str(self.source))
         self.campaigns_dir = Path(workdir) / "campaigns"
         self.campaigns_dir.mkdir(parents=True, exist_ok=True)
         self.ctx_factory, self.step, self.seed, self.say = ctx_factory, step, seed, say
+        self.data = Path(data) if data else None  # the organizer's own data (include/demo/folder.py), else demo data
         self.t0 = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=2)
         self.report = SimulationReport(self.original.id)
 
@@ -102,10 +103,19 @@ class Simulation:
 
         started = time.monotonic()
         campaign = self._write_campaign(closing_start=None)
-        demo = build_demo(campaign, self.seed)
         self.ctx.store.ensure_bucket(versioning=True)
-        load_demo(self.ctx, demo)
-        self.say(f"{campaign.name}: demo data loaded; registration opens {self.t0:%H:%M:%S} UTC")
+        if self.data is not None:
+            from include.demo.folder import read_data_folder, upload_data_folder
+
+            demo = read_data_folder(campaign.id, self.data)
+            uploaded = upload_data_folder(self.ctx, self.data)
+            self.say(f"{campaign.name}: {uploaded} staged, gold and agreement files uploaded from {self.data}; "
+                     f"{len(demo.registrations)} registrations and {sum(len(r) for r in demo.runs.values())} runs to replay; "
+                     f"registration opens {self.t0:%H:%M:%S} UTC")
+        else:
+            demo = build_demo(campaign, self.seed)
+            load_demo(self.ctx, demo)
+            self.say(f"{campaign.name}: demo data loaded; registration opens {self.t0:%H:%M:%S} UTC")
         on_time = [r for r in demo.registrations if not r.flags & {LATE, AFTER_DEV_RELEASE}]
 
         self._wait(campaign.milestone_time("registration_opens"))

@@ -171,6 +171,9 @@ class Task(_Strict):
     # Option names written flat apply to every metric of the task that reads them; a metric name
     # maps to options for that metric alone (checked against the registry in _check_registries).
     metric_options: dict[str, Any] = Field(default_factory=dict)
+    # Settings of the run format for this task (a concept-id pattern, its wording...), among the
+    # options the format's schema declares (include/schemas/, docs/organizers.md); checked below.
+    format_options: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def primary_metric(self) -> str:
@@ -305,7 +308,10 @@ def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, issues + [_issue_from_pydantic(err, lines) for err in exc.errors()]) from None
+        # every error in one round: the tasks that are well formed on their own still get their
+        # formats, metrics and options checked
+        issues += [_issue_from_pydantic(err, lines) for err in exc.errors()]
+        raise ConfigError(source, issues + _check_well_formed_tasks(data, lines)) from None
     issues += _check_schedule(campaign, lines) + _check_registries(campaign, lines)
     if issues:
         raise ConfigError(source, issues)
@@ -430,7 +436,10 @@ def _line_for(location: str, lines: dict[str, int]) -> int | None:
     while location:
         if location in lines:
             return lines[location]
-        location = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", location)
+        shorter = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", location)
+        if shorter == location:  # a top-level field not in the file (a missing one): no line
+            return None
+        location = shorter
     return None
 
 
@@ -494,30 +503,63 @@ def _owner_of(campaign: Campaign, task: Task | None, milestone: str) -> str:
     return f"schedule.{milestone}"
 
 
+def _check_well_formed_tasks(data: dict[str, Any], lines: dict[str, int]) -> list[ConfigIssue]:
+    """The registry checks of each task that is valid on its own, when the campaign as a whole is not."""
+    tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+    issues: list[ConfigIssue] = []
+    for index, raw in enumerate(tasks):
+        try:
+            task = Task.model_validate(raw)
+        except ValidationError:
+            continue  # its own errors are reported already
+        issues += _check_task_registries(index, task, lines)
+    return issues
+
+
 def _check_registries(campaign: Campaign, lines: dict[str, int]) -> list[ConfigIssue]:
     """Run formats and metrics must exist, and each metric must apply to its task's run format."""
+    issues: list[ConfigIssue] = []
+    for index, task in enumerate(campaign.tasks):
+        issues += _check_task_registries(index, task, lines)
+    return issues
+
+
+def _check_task_registries(index: int, task: Task, lines: dict[str, int]) -> list[ConfigIssue]:
     from include.metrics.registry import METRICS, metric_names
     from include.schemas import format_names
 
     formats = format_names()
     issues: list[ConfigIssue] = []
-    for index, task in enumerate(campaign.tasks):
-        if task.run_format not in formats:
-            location = f"tasks[{index}].run_format"
-            issues.append(ConfigIssue(location, f"unknown run format {task.run_format!r}; known formats: {', '.join(formats)}", _line_for(location, lines)))
-        for position, name in enumerate(task.metrics):
-            location = f"tasks[{index}].metrics[{position}]"
-            if name not in METRICS:
-                issues.append(ConfigIssue(location, f"unknown metric {name!r}; known metrics: {', '.join(metric_names())}", _line_for(location, lines)))
-            elif task.run_format in formats and task.run_format not in METRICS[name].formats:
-                issues.append(
-                    ConfigIssue(
-                        location,
-                        f"metric {name!r} does not apply to run format {task.run_format!r} (it scores {', '.join(METRICS[name].formats)})",
-                        _line_for(location, lines),
-                    )
+    if task.run_format not in formats:
+        location = f"tasks[{index}].run_format"
+        issues.append(ConfigIssue(location, f"unknown run format {task.run_format!r}; known formats: {', '.join(formats)}", _line_for(location, lines)))
+    for position, name in enumerate(task.metrics):
+        location = f"tasks[{index}].metrics[{position}]"
+        if name not in METRICS:
+            issues.append(ConfigIssue(location, f"unknown metric {name!r}; known metrics: {', '.join(metric_names())}", _line_for(location, lines)))
+        elif task.run_format in formats and task.run_format not in METRICS[name].formats:
+            issues.append(
+                ConfigIssue(
+                    location,
+                    f"metric {name!r} does not apply to run format {task.run_format!r} (it scores {', '.join(METRICS[name].formats)})",
+                    _line_for(location, lines),
                 )
-        issues += _check_metric_options(index, task, formats, lines)
+            )
+    issues += _check_metric_options(index, task, formats, lines)
+    issues += _check_format_options(index, task, formats, lines)
+    return issues
+
+
+def _check_format_options(index: int, task: Task, formats: list[str], lines: dict[str, int]) -> list[ConfigIssue]:
+    """Every format option is one the task's run format declares, with a usable value."""
+    from include.campaign.validation.schema import format_option_problems
+
+    if task.run_format not in formats or not task.format_options:
+        return []
+    issues = []
+    for key, message in format_option_problems(task.run_format, task.format_options):
+        location = f"tasks[{index}].format_options.{key}" if key else f"tasks[{index}].format_options"
+        issues.append(ConfigIssue(location, message, _line_for(location, lines)))
     return issues
 
 

@@ -41,7 +41,7 @@ TIE_DECIMALS = 12
 DISPLAY_DECIMALS = 4
 CSV_COLUMNS_BEFORE = ("rank", "team", "run", "status")
 CSV_COLUMNS_STATISTICS = ("ci_low", "ci_high", "group", "p_vs_best")
-CSV_COLUMNS_AFTER = ("note",)
+CSV_COLUMNS_AFTER = ("coverage", "note")
 FIGURE_PDF = "leaderboard-figure.pdf"
 
 
@@ -69,6 +69,7 @@ class Row:
     group: str = ""  # significance group marker (a = not significantly different from the best run)
     p_vs_best: float | None = None  # Holm-adjusted p-value of the test against the best run
     differs_from_best: bool | None = None  # None: not tested
+    coverage: str = ""  # "answered/total" test items the run answered (its validation counts), "" when unknown
 
     def value_text(self, metric: str, decimals: int | None = DISPLAY_DECIMALS) -> str:
         """The value as shown: rounded for display, "n/c" when not computed, empty for invalid runs."""
@@ -149,6 +150,7 @@ class Leaderboard:
                 "metrics": {c.name: (None if row.status == INVALID else row.values.get(c.name)) for c in self.columns},
                 "not_computed": dict(row.not_computed),
                 "note": row.note,
+                "coverage": row.coverage or None,
                 "interval": list(row.interval) if row.interval else None,
                 "group": row.group or None,
                 "p_vs_best": row.p_vs_best,
@@ -184,7 +186,7 @@ class Leaderboard:
             cells += [row.value_text(c.name, decimals=None) for c in self.columns]
             cells += [*(repr(bound) for bound in row.interval or ("", ""))] if row.interval else ["", ""]
             cells += [row.group, "" if row.p_vs_best is None else repr(row.p_vs_best)]
-            writer.writerow(cells + [spreadsheet_safe(row.note)])
+            writer.writerow(cells + [row.coverage, spreadsheet_safe(row.note)])
         return buffer.getvalue()
 
     def to_html(self) -> str:
@@ -362,8 +364,16 @@ def _row(summary: Mapping[str, Any], columns: list[MetricColumn]) -> Row:
             not_computed.setdefault(name, "not computed")
     if summary.get("verdict") != "valid":
         reason = summary.get("reason") or f"the run is {summary.get('verdict', 'invalid')}: see its validation report"
-        return Row(str(summary["team"]), str(summary["run"]), INVALID, {c.name: None for c in columns}, {}, None, str(reason))
-    return Row(str(summary["team"]), str(summary["run"]), NOT_RANKED, values, not_computed)
+        return Row(str(summary["team"]), str(summary["run"]), INVALID, {c.name: None for c in columns}, {}, None, str(reason), coverage=_coverage(summary))
+    return Row(str(summary["team"]), str(summary["run"]), NOT_RANKED, values, not_computed, coverage=_coverage(summary))
+
+
+def _coverage(summary: Mapping[str, Any]) -> str:
+    """``answered/total`` from the run summary's coverage counts, or "" when the run has none."""
+    coverage = summary.get("coverage") or {}
+    if coverage.get("answered") is None or not coverage.get("total"):
+        return ""
+    return f"{coverage['answered']}/{coverage['total']}"
 
 
 def _number(value: Any) -> float | None:

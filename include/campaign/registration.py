@@ -214,6 +214,8 @@ def read_registration(ctx: CampaignContext, where: str, raw: bytes) -> Reading:
         problems.append(f"{where}, line {_line_of(text, ['contact_email'])}: contact_email: {contact_problem}")
     if not errors:
         problems += [f"{where}, line {_line_of(text, path)}: {message}" for path, message in _campaign_problems(ctx, fields)]
+    else:  # the other reasons do not hide an unknown task
+        problems += [f"{where}, line {_line_of(text, path)}: {message}" for path, message in _unknown_tasks(ctx, fields, errors)]
     return Reading(None if problems else fields, problems, contact, text)
 
 
@@ -352,6 +354,18 @@ def _contact_address(value: Any) -> tuple[str | None, str | None]:
     except UnsafeKeyError:
         return None, f"{value!r}: please use an address made of letters, digits and . _ @ + = - only"
     return address, None
+
+
+def _unknown_tasks(ctx: CampaignContext, fields: dict[str, Any], errors) -> list[tuple[list[Any], str]]:
+    """The task ids that are no task of the campaign, when the schema found other problems too."""
+    tasks = fields.get("tasks")
+    if not isinstance(tasks, list):
+        return []
+    flagged = {tuple(e.absolute_path)[:2] for e in errors}
+    campaign = ctx.campaign
+    return [(["tasks", index], f"tasks[{index}]: {task_id!r} is not a task of {campaign.name} (tasks: {', '.join(campaign.task_ids)})")
+            for index, task_id in enumerate(tasks)
+            if isinstance(task_id, str) and task_id not in campaign.task_ids and ("tasks", index) not in flagged]
 
 
 def _campaign_problems(ctx: CampaignContext, fields: dict[str, Any]) -> list[tuple[list[Any], str]]:
@@ -772,8 +786,10 @@ def close(ctx: CampaignContext, task_ids: list[str]) -> dict[str, Any]:
     digest = hashlib.sha256(frozen).hexdigest()
     ctx.store.create_once(snapshot_key + ".sha256", f"{digest}  {snapshot_key.rsplit('/', 1)[1]}\n".encode(), content_type="text/plain")
     summary = [_task_summary(ctx, teams, task_id) for task_id in task_ids]
+    rejected = ctx.store.list_folders(ctx.layout.registrations_rejected())  # one folder per refused document
     for recipient in organizer_addresses(campaign, task_ids):
-        notices.send("registration-summary", f"registration_closes.{stamp}", recipient, tasks=summary, team_count=len(teams), snapshot_key=snapshot_key, sha256=digest, closed=describe_moment(campaign, closes_at))
+        notices.send("registration-summary", f"registration_closes.{stamp}", recipient, tasks=summary, team_count=len(teams), snapshot_key=snapshot_key, sha256=digest,
+                     closed=describe_moment(campaign, closes_at), rejected_count=len(rejected), rejected_prefix=ctx.layout.registrations_rejected())
     notices.raise_if_failed("registration closing")
     return {
         "tasks": list(task_ids),

@@ -37,6 +37,7 @@ from include.campaign.teams import (
     copy_if_changed,
     describe_moment,
     may_receive_data,
+    organizer_addresses,
     put_json_if_changed,
     task_dates,
 )
@@ -74,7 +75,8 @@ def read_manifest(ctx: CampaignContext, task_id: str, split: str) -> list[Manife
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReleaseError(f"{key}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
+        raise ReleaseError(f"{key}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg} "
+                           "(fix the syntax there and upload the manifest again)") from None
     files = document.get("files") if isinstance(document, dict) else None
     if not isinstance(files, list) or not files:
         raise ReleaseError(f"{key}, line 1: expected an object with a non-empty list \"files\" of {{path, sha256, size, ground_truth}}")
@@ -305,8 +307,18 @@ class NormalisedText:
 # --- publishing ----------------------------------------------------------------------------------
 
 
-def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
-    """Verify, publish and announce one task's split; see the module docstring."""
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What a release of one task's split would do: the verified staging split into published and withheld."""
+
+    staged: dict[str, ObjectInfo]
+    published: list[ManifestEntry]
+    withheld: list[dict[str, str]]
+
+
+def plan_release(ctx: CampaignContext, task_id: str, split: str) -> ReleasePlan:
+    """Read the manifest, verify the staging against it and sort each file into published or withheld;
+    :class:`ReleaseError` as :func:`read_manifest` and :func:`check_staging` raise it. Changes nothing."""
     ctx.campaign.task(task_id)
     entries = read_manifest(ctx, task_id, split)
     staged, texts = check_staging(ctx, task_id, split, entries)
@@ -318,10 +330,18 @@ def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
             withheld.append({"path": entry.path, "reason": reason})
         else:
             published.append(entry)
+    return ReleasePlan(staged, published, withheld)
+
+
+def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
+    """Verify, publish and announce one task's split; see the module docstring."""
+    plan = plan_release(ctx, task_id, split)
+    staged, published, withheld = plan.staged, plan.published, plan.withheld
     if not published:
         raise ReleaseError(f"{task_id}/{split}: every staged file is withheld as ground truth ({len(withheld)} file(s)); stage the participants' data")
     record = _publish(ctx, task_id, split, published, staged, withheld)
-    notices = Notices(ctx)
+    notices = Notices(ctx, task_ids=(task_id,))
+    tell_withheld(ctx, task_id, split, withheld, notices)
     mailed = [team["team_id"] for team in approved_teams(ctx, task_id) if send_release_notices(ctx, team, task_id, split, record, notices)]
     notices.raise_if_failed(f"release of {task_id}/{split}")
     return {
@@ -333,6 +353,19 @@ def release(ctx: CampaignContext, task_id: str, split: str) -> dict[str, Any]:
         "teams_notified": mailed,
         "mail": notices.summary(),
     }
+
+
+def tell_withheld(ctx: CampaignContext, task_id: str, split: str, withheld: list[dict[str, str]], notices: Notices) -> None:
+    """E-mail the organizers (of the campaign and of the task) which staged files were withheld and why,
+    once per set of withheld files (a retry or a re-run with the same staging sends nothing again)."""
+    if not withheld:
+        return
+    fingerprint = hashlib.sha256(json.dumps(sorted((w["path"], w["reason"]) for w in withheld)).encode()).hexdigest()[:16]
+    for organizer in organizer_addresses(ctx.campaign, [task_id]):
+        notices.send("release-withheld", f"{task_id}.{split}.{fingerprint}", organizer,
+                     task=ctx.campaign.task(task_id), split=split, split_label=SPLIT_LABELS[split], withheld=withheld,
+                     staging=ctx.layout.staging(task_id, split), gold=ctx.layout.gold(task_id, split),
+                     record_key=ctx.layout.release_record(task_id, split))
 
 
 def _publish(ctx: CampaignContext, task_id: str, split: str, published: list[ManifestEntry], staged: dict[str, ObjectInfo], withheld: list[dict[str, str]]) -> dict[str, Any]:

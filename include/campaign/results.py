@@ -276,7 +276,9 @@ def _results_context(ctx, task, board: Mapping[str, Any], evaluation: Mapping[st
     ranked_teams = board["team_ranks"]
     return {
         **_common_context(ctx, task, board, team, contact, link),
-        "runs": [_run_lines(board, row, runs_by_key.get((team, row["run"]), {})) for row in sorted(team_rows, key=lambda r: r["run"])],
+        "runs": [dict(_run_lines(board, row, runs_by_key.get((team, row["run"]), {})),
+                      problems=_report_lines(ctx, task.id, evaluation, team, row, runs_by_key.get((team, row["run"]), {})))
+                 for row in sorted(team_rows, key=lambda r: r["run"])],
         "team_rank": ranked_teams.get(team),
         "ranked_teams": len(ranked_teams),
         "ranked_runs": sum(row["status"] == RANKED for row in board["rows"]),
@@ -284,6 +286,29 @@ def _results_context(ctx, task, board: Mapping[str, Any], evaluation: Mapping[st
         "significance": settings_text(board["statistics"]["settings"]) if (board.get("statistics") or {}).get("settings") else "",
         "missing": _team_missing(evaluation, team),
     }
+
+
+REPORT_LINES = 10  # the first problems of an invalid run's validation report, in its results e-mail
+
+
+def _report_lines(ctx, task_id: str, evaluation: Mapping[str, Any], team: str, row: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
+    """For an invalid run: its first problems, each with file, line and rule, from its validation report."""
+    from include.campaign.scoring import run_prefix
+
+    if row["status"] != "invalid":
+        return []
+    key = run_prefix(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"]) + "report.json"
+    if not ctx.store.exists(key):
+        return []
+    lines = []
+    for finding in ctx.store.get_json(key).get("rules_broken") or []:
+        for example in finding.get("examples") or [{}]:
+            where = example.get("file") or ""
+            where += f" line {example['line']}" if example.get("line") is not None else (f": member {example['member']}" if example.get("member") else "")
+            lines.append(f"{where + ': ' if where else ''}{example.get('message') or finding.get('description')} [{finding.get('rule')}]")
+            if len(lines) >= REPORT_LINES:
+                return lines
+    return lines
 
 
 def _team_missing(evaluation: Mapping[str, Any], team: str) -> list[dict]:

@@ -106,8 +106,11 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
         resolve_options(task.run_format, task_metric_options(task), task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
+    missing = _missing_gold(task, Path(gold_dir))
+    if missing:
+        raise ScoringError(f"task {task.id}: the gold folder {gold_dir} lacks {'; '.join(fix for _, fix in missing)}")
     try:
-        outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits)
+        outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits, task.id, task.format_options)
     except GoldError as exc:
         raise ScoringError(f"task {task.id}: the gold folder cannot be read: {exc}") from None
     except Exception as exc:  # a validator fault on one run must not stop the other runs
@@ -119,6 +122,17 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
+
+
+def _missing_gold(task: Task, folder: Path) -> list[tuple[str, str]]:
+    """The required gold files (for the task's metrics) absent from ``folder``; none when it is no folder
+    (the validator reports that)."""
+    from include.campaign.validation.gold import missing_gold_files
+
+    if not folder.is_dir():
+        return []
+    present = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+    return missing_gold_files(task.run_format, present, task.metrics)
 
 
 def _error_evaluation(stage: str, exc: Exception, report: dict | None = None, text: str = "") -> RunEvaluation:
@@ -431,7 +445,16 @@ def _summary(item: Mapping[str, Any], sha256: str, evaluation: RunEvaluation, go
         "verdict": evaluation.verdict, "reason": evaluation.reason,
         "metrics": metrics, "not_computed": not_computed,
         "gold_fingerprint": gold.fingerprint, "scored_in": version,
+        "coverage": run_coverage(evaluation.report),
     }
+
+
+def run_coverage(report: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """How many of the test items a run answered, from its validation counts (None when not counted)."""
+    counts = (report or {}).get("counts") or {}
+    if counts.get("ids_total") is None or counts.get("ids_covered") is None:
+        return None
+    return {"answered": int(counts["ids_covered"]), "total": int(counts["ids_total"])}
 
 
 def _finite(value: Any) -> float | None:

@@ -226,7 +226,8 @@ class PublicValidator:
             path = Path(folder) / segment(name)
             self.ctx.store.download(version.key, str(path), version.version_id)
             sha = _file_sha256(path)
-            outcome = validate_run(self.task.run_format, path, self.gold(), RunLimits(**limits.model_dump()))
+            outcome = validate_run(self.task.run_format, path, self.gold(), RunLimits(**limits.model_dump()),
+                                   self.task.id, self.task.format_options)
         return sha, outcome.report
 
 

@@ -20,8 +20,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     events = milestone_events(campaign)
     if args.reminders:
-        events = sorted(events + reminder_events(campaign), key=lambda e: e.moment_utc)
+        events = with_reminders(events, reminder_events(campaign))
     print(f"{campaign.name}: {len(events)} milestones ({campaign.timezone} | UTC)")
     for event in events:
         print(f"{format_moment(event.moment)} | {format_moment(event.moment_utc)} | {event.label}: {', '.join(event.task_ids)}")
     return 0
+
+
+def with_reminders(milestones: list, reminders: list) -> list:
+    """Milestones and reminders in date order; a reminder on a milestone's own moment and name (the
+    notification) is that milestone, listed once."""
+    listed = {(event.moment_utc, event.milestone, event.task_ids) for event in milestones}
+    extra = [event for event in reminders if (event.moment_utc, event.milestone, event.task_ids) not in listed]
+    return sorted(milestones + extra, key=lambda e: e.moment_utc)

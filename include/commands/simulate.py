@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", help="also write the final state as JSON to this file")
     parser.add_argument("--step", type=float, default=2.0, help="seconds between consecutive milestones (default 2)")
     parser.add_argument("--seed", type=int, default=2025, help="the demo data's seed (default 2025)")
+    parser.add_argument("--data", help="rehearse with your own data: a folder laid out as docs/organizers.md says (staging/, gold/, registrations/, runs/)")
     parser.set_defaults(handler=run)
 
 
@@ -36,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from include.commands._campaign_file import load_or_explain
 
     if load_or_explain(args.config) is None:
+        return 2
+    if args.data and not (Path(args.data) / "staging").is_dir():
+        print(f"simulate: {args.data} has no staging/ folder (see docs/organizers.md, Rehearse)", file=sys.stderr)
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="clef-simulate-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +90,7 @@ def _simulate(args: argparse.Namespace, workdir: Path) -> int:
     store = ObjectStore(S3Settings.from_env())
     smtp = SmtpSettings.from_env()
     simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp), step=args.step, seed=args.seed,
-                            say=lambda line: print(line, flush=True))
+                            say=lambda line: print(line, flush=True), data=args.data)
     report = simulation.run()
     print(render_summary(report), flush=True)
     if args.report:

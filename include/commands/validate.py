@@ -34,14 +34,14 @@ def usage_error(message: str) -> int:
 
 
 def format_and_limits(args: argparse.Namespace):
-    """(run format, RunLimits) for the task or format asked for; raises ValueError when unknown."""
+    """(run format, RunLimits, the campaign's task or None) for the task or format asked for; raises ValueError when unknown."""
     from include.campaign.validation import RunLimits
     from include.schemas import format_names
 
     if args.run_format:
         if args.run_format not in format_names():
             raise ValueError(f"unknown run format {args.run_format!r}; known formats: {', '.join(format_names())}")
-        return args.run_format, RunLimits()
+        return args.run_format, RunLimits(), None
     from include.campaign.config import ConfigError, load_campaign
 
     try:
@@ -52,14 +52,14 @@ def format_and_limits(args: argparse.Namespace):
     if task is None:
         raise ValueError(f"no task {args.task!r} in {args.config}; tasks: {', '.join(t.id for t in campaign.tasks)}")
     limits = campaign.task_run_limits(task)
-    return task.run_format, RunLimits(**{name: getattr(limits, name) for name in RunLimits.__dataclass_fields__})
+    return task.run_format, RunLimits(**{name: getattr(limits, name) for name in RunLimits.__dataclass_fields__}), task
 
 
 def run(args: argparse.Namespace) -> int:
     from include.campaign.validation import GoldError, validate_run
 
     try:
-        run_format, limits = format_and_limits(args)
+        run_format, limits, task = format_and_limits(args)
     except ValueError as error:
         return usage_error(str(error))
     if not Path(args.run).exists():
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.gold).is_dir():
         return usage_error(f"gold folder {args.gold} not found")
     try:
-        outcome = validate_run(run_format, args.run, args.gold, limits)
+        outcome = validate_run(run_format, args.run, args.gold, limits,
+                               task.id if task else None, task.format_options if task else None)
     except GoldError as error:
         return usage_error(f"gold folder problem: {error}")
     if args.json:

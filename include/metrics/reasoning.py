@@ -16,7 +16,9 @@ from include.metrics.result import MetricResult
 
 
 def mmr_accuracy(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mapping[str, Any]) -> MetricResult:
-    """Share of questions answered right; ``breakdown`` holds the accuracy of each language."""
+    """Share of all test questions answered right (a question the run does not answer is wrong, so a
+    run of one language cannot tie with a run of all of them); ``breakdown`` holds the accuracy of
+    each language the run answers, as the 2025 task ranked per language (docs/metrics.md)."""
     if "answers" not in gold:
         return MetricResult.missing("the gold folder has no answers table (answers.json)")
     answers = gold["answers"].assign(id=gold["answers"]["id"].astype(str)).set_index("id")
@@ -24,11 +26,11 @@ def mmr_accuracy(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: M
     languages = set(answers["language"].reindex(predicted.index).dropna())
     if not languages:
         return MetricResult.missing("the run answers no question of the gold answers table")
-    scored = answers[answers["language"].isin(languages)]
-    predicted = predicted.reindex(scored.index)
-    right = predicted.notna() & (_normalise(predicted) == _normalise(scored["answer_key"]))
+    predicted = predicted.reindex(answers.index)
+    right = predicted.notna() & (_normalise(predicted) == _normalise(answers["answer_key"]))
     per_question = right.astype(float).rename("correct")
-    per_language = per_question.groupby(scored["language"]).mean()
+    answered = answers["language"].isin(languages)
+    per_language = per_question[answered].groupby(answers["language"][answered]).mean()
     return MetricResult(value=float(np.mean(per_question.to_numpy())), per_item=per_question,
                         breakdown={str(lang): float(v) for lang, v in per_language.items()})
 

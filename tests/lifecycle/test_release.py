@@ -39,7 +39,7 @@ def test_a_release_publishes_the_verified_files_withholds_ground_truth_and_mails
     }
     assert store.list_keys(ctx.layout.releases("beta", "dev")) == [ctx.layout.releases("beta", "dev") + p for p in IMAGES]
     assert _gold_bytes_under_releases(ctx) == []
-    [mail] = mailbox.messages
+    [mail] = [m for m in mailbox.messages if m.recipients == ["open@team.example.org"]]
     assert mail.recipients == ["open@team.example.org"] and mail.subject == "Lifecycle Lab 2025: development data of beta"
     links = urls_in(mail.body)
     assert len(links) == 2 and all("X-Amz-Expires=7200" in link for link in links)  # 2 h from the campaign file
@@ -215,3 +215,33 @@ def test_an_address_the_server_refuses_is_reported_and_the_other_teams_are_serve
     assert [m.recipients for m in recorder.messages] == [["fine@team.example.org"], ["chair@lab.example.org"]]
     told = recorder.messages[1]  # the organizers are told which address bounced, once
     assert "bounce@team.example.org" in told.body and "no such mailbox" in told.body and "release of beta/dev" in told.subject
+
+
+def test_a_release_that_withholds_files_tells_the_organizers_what_and_why_once(ctx, store, mailbox):
+    from tests.lifecycle.conftest import ORGANIZER
+
+    register(ctx, "Open Team", "open@team.example.org", ["beta"])
+    dev_labels = b"id,label\n7,1\n"
+    store.put_bytes(ctx.layout.gold("beta", "dev") + "labels.csv", dev_labels)
+    stage(ctx, "beta", "dev", {**IMAGES, "dev-labels.csv": dev_labels, "truth.csv": b"secret,1\n"}, ground_truth=("truth.csv",))
+    mailbox.clear()
+
+    release(ctx, "beta", "dev")
+    release(ctx, "beta", "dev")  # a retry: nothing mailed twice
+
+    [notice] = [m for m in mailbox.messages if m.recipients == [ORGANIZER]]
+    assert notice.subject == "Lifecycle Lab 2025: 2 staged files of beta withheld from the development release"
+    assert "  - dev-labels.csv: same bytes as the ground-truth object lifecycle/gold/beta/dev/labels.csv" in notice.body
+    assert "  - truth.csv: marked ground_truth in the manifest" in notice.body
+    assert "release belong in staging only" in notice.body
+    assert len([m for m in mailbox.messages if m.recipients == ["open@team.example.org"]]) == 1
+
+
+def test_a_release_that_withholds_nothing_mails_no_organizer(ctx, store, mailbox):
+    from tests.lifecycle.conftest import ORGANIZER
+
+    register(ctx, "Open Team", "open@team.example.org", ["beta"])
+    stage(ctx, "beta", "dev", IMAGES)
+    mailbox.clear()
+    release(ctx, "beta", "dev")
+    assert [m for m in mailbox.messages if ORGANIZER in m.recipients] == []

@@ -131,7 +131,7 @@ def shown(value) -> str:
 
 def rows_from_csv(text: str) -> list[tuple]:
     reader = csv.DictReader(text.splitlines())
-    metrics = [c for c in reader.fieldnames if c not in ("rank", "team", "run", "status", "note", "ci_low", "ci_high", "group", "p_vs_best")]
+    metrics = [c for c in reader.fieldnames if c not in ("rank", "team", "run", "status", "note", "coverage", "ci_low", "ci_high", "group", "p_vs_best")]
     out = []
     for row in reader:
         if row["status"] == "invalid":

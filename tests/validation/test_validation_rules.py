@@ -174,9 +174,10 @@ def test_a_changed_gold_file_is_read_again(tmp_path):
 
 def test_broken_gold_raises_gold_error_naming_the_file(tmp_path):
     folder = fx.write_gold("caption-concepts-csv", tmp_path / "gold")
-    (folder / "concepts_manual.csv").unlink()
-    with pytest.raises(GoldError, match=r"concepts_manual\.csv is missing"):
+    (folder / "concepts.csv").rename(tmp_path / "concepts.csv")
+    with pytest.raises(GoldError, match=r"concepts\.csv is missing"):
         validate_run("caption-concepts-csv", HOSTILE / "concepts-empty.zip", folder)
+    (tmp_path / "concepts.csv").rename(folder / "concepts.csv")
     (folder / "concepts_manual.csv").write_text("image,concepts\nx,C1\n")
     with pytest.raises(GoldError, match=r"concepts_manual\.csv has no column ID, CUIs"):
         load_gold("caption-concepts-csv", folder)

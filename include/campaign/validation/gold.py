@@ -68,12 +68,37 @@ def gold_entry(format_name: str, gold_dir) -> GoldEntry:
         entry = _cache.get(key)
     if entry is None:
         with paused_gc():  # long-lived rows: build them without collections (see speed.py)
-            entry = GoldEntry({spec.key: load_gold_file(folder, spec, schema) for spec in schema.gold.files})
+            entry = GoldEntry({spec.key: load_gold_file(folder, spec, schema) for spec in schema.gold.files
+                               if not (spec.needed_by and not (folder / spec.path_name).exists())})
         with _cache_lock:
             _cache[key] = entry
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
     return entry
+
+
+def required_gold_files(format_name: str, metrics=None) -> list[GoldFileSpec]:
+    """The gold files a task of ``format_name`` must stage: every file that is not optional, and a
+    file only some metrics need (``needed_by``) when one of them is among ``metrics`` (all of them
+    when ``metrics`` is None)."""
+    wanted = None if metrics is None else set(metrics)
+    return [spec for spec in run_schema(format_name).gold.files
+            if not spec.optional and (not spec.needed_by or wanted is None or wanted & set(spec.needed_by))]
+
+
+def missing_gold_files(format_name: str, present, metrics=None) -> list[tuple[str, str]]:
+    """(file, what to stage) for each required gold file absent from ``present`` (paths relative to
+    the gold folder; a folder counts as present when a file lies under it)."""
+    names = set(present)
+    folders = {name.split("/", 1)[0] for name in names if "/" in name}
+    missing = []
+    for spec in required_gold_files(format_name, metrics):
+        found = spec.path_name in folders if spec.kind == "mask-folder" else spec.path_name in names
+        if not found:
+            why = f" (needed by {', '.join(sorted(set(spec.needed_by) & set(metrics or spec.needed_by)))})" if spec.needed_by else ""
+            shape = "a folder of files" if spec.kind == "mask-folder" else f"{spec.kind} with {', '.join(spec.columns)}"
+            missing.append((spec.path_name, f"stage {spec.path_name}: {shape}{why}"))
+    return missing
 
 
 def fingerprint(folder: Path, schema: RunSchema) -> tuple:

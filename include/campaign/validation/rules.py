@@ -107,7 +107,7 @@ def check_coverage(frame: pd.DataFrame, schema: RunSchema, gold, expected: pd.In
     """Record missing ids as the schema's coverage rule says; return the coverage counts."""
     ids = schema.ids
     covered, missing = expected[match.covered], expected[~match.covered]
-    counts = {"ids_expected": len(expected), "ids_covered": len(covered), "ids_missing": len(missing)}
+    counts = {"ids_expected": len(expected), "ids_covered": len(covered), "ids_missing": len(missing), "ids_total": len(expected)}
     if ids.coverage == "every" and len(missing):
         report_missing(list(missing), ids.label, f"{ids.column}.missing", f"every {ids.label} of the test set is present",
                        locator, findings)

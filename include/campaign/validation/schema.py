@@ -170,6 +170,9 @@ class GoldFileSpec(_Strict):
     name_pattern: str | None = None
     public: bool = False  # a test input participants receive too (the release does not treat it as secret)
     optional: bool = False  # may be absent from the gold folder: it then reads as an empty table
+    # needed only by these metrics: required when one of them is among the task's metrics, else it
+    # may be absent (the metric then reports "not computed" and no other metric reads it)
+    needed_by: list[str] = []
 
     @property
     def path_name(self) -> str:
@@ -179,6 +182,19 @@ class GoldFileSpec(_Strict):
 class GoldSpec(_Strict):
     description: str
     files: list[GoldFileSpec]
+
+
+class FormatOption(_Strict):
+    """A setting a campaign's task may change (``format_options`` in the campaign file): ``set`` names
+    the attribute of ``field`` (or of its list) that takes the task's value."""
+
+    field: str
+    set: Literal["item_pattern", "item_hint", "item_label", "pattern", "pattern_hint", "label"]
+    description: str
+
+
+LIST_SETTINGS = ("item_pattern", "item_hint", "item_label")
+PATTERN_SETTINGS = ("item_pattern", "pattern")
 
 
 class RunSchema(_Strict):
@@ -196,6 +212,15 @@ class RunSchema(_Strict):
     complete_sequence: CompleteSequence | None = None
     canonical_columns: list[str]
     gold: GoldSpec
+    options: dict[str, FormatOption] = {}
+
+    @model_validator(mode="after")
+    def _options_name_fields(self):
+        for name, option in self.options.items():
+            spec = next((f for f in self.fields if f.name == option.field), None)
+            if spec is None or (option.set in LIST_SETTINGS and spec.list is None):
+                raise ValueError(f"option {name}: no {'list ' if option.set in LIST_SETTINGS else ''}field {option.field}")
+        return self
 
     @model_validator(mode="after")
     def _patterns_compile(self):
@@ -215,3 +240,44 @@ class RunSchema(_Strict):
 def run_schema(format_name: str) -> RunSchema:
     """The checked schema of ``format_name``; ``KeyError`` names the known formats."""
     return RunSchema.model_validate(load_schema(format_name))
+
+
+def format_option_problems(format_name: str, options: dict) -> list[tuple[str, str]]:
+    """(option, what is wrong) for each of a task's ``format_options`` the format cannot take."""
+    schema = run_schema(format_name)
+    problems = []
+    for name, value in options.items():
+        spec = schema.options.get(name)
+        if spec is None:
+            known = ", ".join(sorted(schema.options)) or "none"
+            problems.append((str(name), f"run format {format_name!r} has no option {name!r} (its options: {known})"))
+        elif not isinstance(value, str) or not value.strip():
+            problems.append((name, f"must be a non-empty text ({spec.description})"))
+        elif spec.set in PATTERN_SETTINGS:
+            try:
+                re.compile(value)
+            except re.error as error:
+                problems.append((name, f"is not a regular expression: {error}"))
+    return problems
+
+
+def task_schema(format_name: str, task_id: str | None = None, options: dict | None = None) -> RunSchema:
+    """The format's schema as one task of a campaign uses it: its ``format_options`` applied and the
+    campaign's task id in place of the format's ImageCLEF task. ``ValueError`` for a bad option."""
+    schema = run_schema(format_name)
+    if not options and not task_id:
+        return schema
+    problems = format_option_problems(format_name, options or {})
+    if problems:
+        raise ValueError("; ".join(f"format_options.{name}: {message}" for name, message in problems))
+    fields = list(schema.fields)
+    for name, value in (options or {}).items():
+        spec = schema.options[name]
+        position = next(i for i, f in enumerate(fields) if f.name == spec.field)
+        target = fields[position]
+        if spec.set in LIST_SETTINGS:
+            target = target.model_copy(update={"list": target.list.model_copy(update={spec.set: value})})
+        else:
+            target = target.model_copy(update={spec.set: value})
+        fields[position] = target
+    return schema.model_copy(update={"fields": fields, "task": task_id or schema.task})

@@ -24,7 +24,7 @@ from include.campaign.validation.parse_csv import parse_csv
 from include.campaign.validation.parse_images import read_images
 from include.campaign.validation.parse_json import parse_json_run
 from include.campaign.validation.report import build_report, render_text
-from include.campaign.validation.schema import RunSchema, run_schema
+from include.campaign.validation.schema import RunSchema, task_schema
 from include.campaign.validation.source import RunSource, open_run
 from include.campaign.validation.speed import paused_gc
 from include.campaign.validation.text import decode_text
@@ -57,14 +57,17 @@ class ParsedRun:
     lists: dict[str, list]
 
 
-def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None = None) -> ValidationOutcome:
+def validate_run(format_name: str, run_path, gold_dir, limits: RunLimits | None = None,
+                 task_id: str | None = None, options: dict | None = None) -> ValidationOutcome:
     """Validate the run at ``run_path`` against format ``format_name`` and the gold in ``gold_dir``
     (a folder, or a :class:`GoldEntry` already loaded).
 
-    Never raises because of the run's content; raises ``KeyError`` for an unknown format and
-    ``GoldError`` for a broken gold folder.
+    ``task_id`` and ``options`` are the campaign task's id and ``format_options``: the report names
+    that task, and the options (a concept-id pattern, its wording) replace the format's defaults.
+    Never raises because of the run's content; raises ``KeyError`` for an unknown format,
+    ``ValueError`` for a bad option and ``GoldError`` for a broken gold folder.
     """
-    schema = run_schema(format_name)
+    schema = task_schema(format_name, task_id, options)
     # A prepared GoldEntry (the submission check's public test inputs) is used as it is.
     gold = gold_dir if isinstance(gold_dir, GoldEntry) else gold_entry(format_name, gold_dir)
     limits = limits or RunLimits()

@@ -1,0 +1,45 @@
+"""Partial runs: a multiple-choice run of one language does not tie with a full run, and coverage is shown."""
+from __future__ import annotations
+
+import json
+
+from include.campaign import leaderboard
+from include.campaign.config import load_campaign
+from include.campaign.scoring import evaluate, run_coverage
+from include.metrics.registry import get_metric
+
+QUESTIONS = [("q1", "de", "A"), ("q2", "de", "C"), ("q3", "fr", "B"), ("q4", "fr", "D"), ("q5", "fr", "A")]
+
+
+def _quiz(tmp_path, campaign_file):
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    (gold / "answers.json").write_text(json.dumps([{"id": q, "answer_key": a, "language": lang} for q, lang, a in QUESTIONS]))
+    return load_campaign(campaign_file).task("bird-quiz"), gold
+
+
+def _run(tmp_path, name: str, rows) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps([{"id": q, "answer_key": a, "language": lang} for q, lang, a in rows]))
+    return str(path)
+
+
+def test_a_one_language_run_counts_missing_answers_as_wrong_and_shows_its_coverage(campaign_file, tmp_path):
+    task, gold = _quiz(tmp_path, campaign_file)
+    full = evaluate(task, _run(tmp_path, "full", QUESTIONS), gold)
+    german = evaluate(task, _run(tmp_path, "german", QUESTIONS[:2]), gold)
+    assert full.verdict == german.verdict == "valid", german.text
+    assert full.results["mmr_accuracy"].value == 1.0
+    assert german.results["mmr_accuracy"].value == 2 / 5  # 3 French questions unanswered: wrong
+    assert german.results["mmr_accuracy"].breakdown == {"de": 1.0}
+    assert run_coverage(german.report) == {"answered": 2, "total": 5}
+
+    summaries = [{"team": team, "run": "run-01", "verdict": "valid", "metrics": {"mmr_accuracy": e.results["mmr_accuracy"].value},
+                  "coverage": run_coverage(e.report)} for team, e in (("full-team", full), ("german-team", german))]
+    board = leaderboard.build(task, summaries, [get_metric("mmr_accuracy")])
+    records = {r["team"]: r for r in board.to_records()}
+    assert records["full-team"]["rank"] == 1 and records["german-team"]["rank"] == 2
+    assert records["german-team"]["coverage"] == "2/5" and records["full-team"]["coverage"] == "5/5"
+    header, *lines = board.to_csv().splitlines()
+    assert header.split(",")[-2:] == ["coverage", "note"]
+    assert any(line.startswith("2,german-team,run-01") and ",2/5," in line for line in lines)
