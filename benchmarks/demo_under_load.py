@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from include.campaign.store import ObjectStore, S3Settings  # noqa: E402
-from include.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, PROJECT_ROOT, free_port  # noqa: E402
+from include.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, PROJECT_ROOT, free_port, process_group_alive  # noqa: E402
 
 TASKS = ("gans-attribution", "multimodal-reasoning")  # one with agreements, one without; cheap metrics
 BUCKET = "clef-campaign"
@@ -106,21 +106,14 @@ class Demo:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
-        left = [f"airflow process group {group}"] if group is not None and _group_alive(group) else []
+        left = [f"airflow process group {group}"] if group is not None and process_group_alive(group) else []
         left += [f"postgres {pid}" for pid in _postgres_pids(self.demo_dir)]
-        if group is not None and _group_alive(group):
+        if group is not None and process_group_alive(group):
             os.killpg(group, signal.SIGKILL)
         for pid in _postgres_pids(self.demo_dir):
             os.kill(pid, signal.SIGTERM)
         return left
 
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _postgres_pids(demo_dir: Path) -> list[int]:

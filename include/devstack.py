@@ -431,17 +431,18 @@ def stop_process_group(process: subprocess.Popen, grace_seconds: float = 30) -> 
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
-    while _group_alive(process.pid) and time.monotonic() < deadline:
+    while process_group_alive(process.pid) and time.monotonic() < deadline:
         try:
             process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             pass
-    if _group_alive(process.pid):
+    if process_group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=grace_seconds)
 
 
-def _group_alive(group: int) -> bool:
+def process_group_alive(group: int) -> bool:
+    """True while any process of the group still runs (signal 0 only asks)."""
     try:
         os.killpg(group, 0)
     except ProcessLookupError:

@@ -9,15 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from include.devstack import process_group_alive
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_sigterm_stops_airflow_standalone_and_its_process_group(tmp_path):
@@ -38,12 +33,12 @@ def test_sigterm_stops_airflow_standalone_and_its_process_group(tmp_path):
         stack.send_signal(signal.SIGTERM)
         assert stack.wait(timeout=60) == 0
         for _ in range(40):
-            if not _group_alive(group):
+            if not process_group_alive(group):
                 break
             time.sleep(0.5)
-        assert not _group_alive(group), "Airflow standalone's process group outlived the devstack"
+        assert not process_group_alive(group), "Airflow standalone's process group outlived the devstack"
     finally:
         if stack.poll() is None:
             stack.kill()
-        if group is not None and _group_alive(group):
+        if group is not None and process_group_alive(group):
             os.killpg(group, signal.SIGKILL)
