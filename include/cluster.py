@@ -208,6 +208,7 @@ class Secrets:
     api_secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    portal_secret: str = field(default_factory=lambda: secrets.token_hex(32))
 
 
 def airflow_environment(*, airflow_home: Path, database_url: str, broker_url: str, key_prefix: str, secrets_: Secrets,
@@ -238,6 +239,9 @@ def airflow_environment(*, airflow_home: Path, database_url: str, broker_url: st
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])),
         "CLEF_BUCKET": bucket,
         "CLEF_SCORING_MAX_INSTANCES": str(DEFAULT_MAX_INSTANCES),
+        # the participants' portal: intake signs confirmation and sign-in links with this secret
+        "CLEF_PORTAL_SECRET": secrets_.portal_secret,
+        "CLEF_PORTAL_URL": f"http://127.0.0.1:{api_port}/portal",
         "AIRFLOW_CONN_CLEF_S3": s3_json,
         "AIRFLOW_CONN_SMTP_DEFAULT": smtp_json,
         # what the containers get from the image and its mounts
