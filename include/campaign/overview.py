@@ -175,8 +175,8 @@ def registrations(ctx: CampaignContext, reader: "_Reader", teams: list[dict[str,
                                 "agreement": (team.get("agreements") or {}).get(task.id), "contact": team.get("contact_email", "")})
         per_task.append({"task": task.id, "title": task.title, "teams": len(registered), "requires_agreement": task.requires_agreement,
                          "approved": counts["approved"], "pending": counts["pending"], "refused": counts["refused"]})
-    rejected_keys = [key for key in reader.keys(ctx.layout.registrations_rejected()) if key.endswith("/reason.json")]
-    rejected = reader.json_of(sorted(rejected_keys)[-REJECTED_SHOWN:])
+    rejected_keys = sorted((info for info in reader.objects(ctx.layout.registrations_rejected()) if info.key.endswith("/reason.json")), key=lambda info: info.key)
+    rejected = reader.listed_json(rejected_keys[-REJECTED_SHOWN:])
     rejected.sort(key=lambda r: r.get("received_at") or "", reverse=True)
     return {
         "teams": len(teams), "per_task": per_task, "pending": pending,
@@ -417,7 +417,10 @@ class _Reader:
 
     def json_under(self, prefix: str) -> list[dict[str, Any]]:
         """Every JSON object under ``prefix``; only those whose ETag changed since the last page are read."""
-        listed = [info for info in self.store.scan(prefix) if info.key.endswith(".json")]
+        return self.listed_json([info for info in self.store.scan(prefix) if info.key.endswith(".json")])
+
+    def listed_json(self, listed: Sequence[Any]) -> list[dict[str, Any]]:
+        """The JSON objects of a listing's entries; only those whose ETag changed since the last page are read."""
         values = self.map(lambda info: _CACHE.get_or_read(self._where(info.key, info.etag), lambda: self._json_or_empty(info.key)), listed)
         return [value for value in values if isinstance(value, dict)]
 
