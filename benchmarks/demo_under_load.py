@@ -1,7 +1,7 @@
 """How far and how fast the live demo gets on a loaded machine: a measurement, not a test.
 
 ``make demo`` twice lost its participants to one SQLite lock on a 2-core machine. This runs the same
-stack (``python -m include.devstack``: moto, SMTP, Airflow standalone on the embedded PostgreSQL, the
+stack (``python -m devtools.devstack``: moto, SMTP, Airflow standalone on the embedded PostgreSQL, the
 stand-in participants and organizer) with a campaign cut down to two tasks (one needs signed
 agreements, so the organizer's approvals go through the REST API), milestones 30 s apart, while one
 busy-looping process per CPU (``--burners``) loads the machine. It prints the time each stage was
@@ -10,7 +10,7 @@ every collected run is in the latest evaluation with none missing and that SIGTE
 running. Exit code 0 when the approval was reached within ``--max-minutes``.
 
 The stack's driver (burners, the devstack in a subprocess, the stages, the scoring check) is
-:mod:`include.demo_stack`, shared with ``tests/demo/test_demo_stack.py``, the regression test that
+:mod:`devtools.demo_stack`, shared with ``tests/demo/test_demo_stack.py``, the regression test that
 runs a smaller demo (one task) the same way.
 
 On a machine already at a load of 15 to 20 (2 cores shared by eight engineers) scoring alone ran at
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.demo_stack import STAGES, DemoStack, LoadedMachine, StageWatch, runs_not_scored, small_campaign  # noqa: E402
+from devtools.demo_stack import STAGES, DemoStack, LoadedMachine, StageWatch, runs_not_scored, small_campaign  # noqa: E402
 
 TASKS = ("gans-attribution", "multimodal-reasoning")  # one with agreements, one without; cheap metrics
 

@@ -2,7 +2,7 @@
 
 One demo stack pays for two acceptance checks:
 
-- issue 11 item 8: ``python -m include.devstack`` (moto, SMTP, Airflow standalone on the embedded
+- issue 11 item 8: ``python -m devtools.devstack`` (moto, SMTP, Airflow standalone on the embedded
   PostgreSQL, the stand-in participants and organizer) with a campaign cut down to one task that needs
   signed agreements, milestones 30 s apart, and one busy-looping process per CPU, reaches the results
   approval within a bounded time with every collected run in the latest evaluation (none missing, and
@@ -14,7 +14,7 @@ One demo stack pays for two acceptance checks:
   (``--leave-to-ui 1``), and reads the submission grid and the private leaderboard. The screenshots of
   each panel go to ``docs/screenshots/`` (the README shows them).
 
-The driver of the stack is :mod:`include.demo_stack`, shared with ``benchmarks/demo_under_load.py``.
+The driver of the stack is :mod:`devtools.demo_stack`, shared with ``benchmarks/demo_under_load.py``.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from include.demo_stack import DemoStack, LoadedMachine, StageWatch, login, api_get, runs_not_scored, small_campaign
+from devtools.demo_stack import DemoStack, LoadedMachine, StageWatch, login, api_get, runs_not_scored, small_campaign
 from tests.conftest import SCREENSHOTS, chromium_page
 
 pytestmark = pytest.mark.airflow
@@ -87,7 +87,7 @@ class CampaignsPage:
 
 def left_team_id(demo: DemoStack) -> str | None:
     """The id intake gave the team whose agreement the stand-in organizer left to the UI (None until recorded)."""
-    from include.demo.submit import team_ids
+    from devtools.demo.submit import team_ids
 
     match = LEFT_TO_UI.search(demo.text())
     return team_ids(demo.context()).get(match.group(1)) if match else None

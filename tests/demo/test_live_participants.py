@@ -19,11 +19,11 @@ import pytest
 from include.campaign.config import load_campaign
 from include.campaign.context import CampaignContext
 from include.campaign.registration import intake
-from include.demo import AFTER_DEV_RELEASE, LATE, build_demo, load_demo
-from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
-from include.demo.retry import StandInError
-from include.demo.submit import team_ids
-from include.devstack import write_demo_campaign
+from devtools.demo import AFTER_DEV_RELEASE, LATE, build_demo, load_demo
+from devtools.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
+from devtools.demo.retry import StandInError
+from devtools.demo.submit import team_ids
+from devtools.devstack import write_demo_campaign
 from tests.demo.conftest import CAMPAIGN_FILE
 from tests.demo.flaky_api import FlakyAirflowApi
 
@@ -136,6 +136,24 @@ def test_the_organizer_approves_the_core_teams_and_the_one_after_the_dev_release
     chosen = Organizer(ctx, demo, AirflowApi("http://127.0.0.1:9", "admin", "pw")).to_approve()
     assert {r.team_name for r in chosen} == {r.team_name for r in demo.registrations if not r.flags or r.flags == {AFTER_DEV_RELEASE}}
     assert all(not r.flags & {LATE} for r in chosen)
+
+
+def test_the_organizer_leaves_the_last_teams_to_the_ui_and_waits_for_no_team_without_a_task(live_ctx, tmp_path):
+    from devtools.demo_stack import small_campaign
+
+    ctx, demo = live_ctx
+    api = AirflowApi("http://127.0.0.1:9", "admin", "pw")
+    everyone = Organizer(ctx, demo, api).to_approve()
+    leaving = Organizer(ctx, demo, api, leave=1)
+    assert leaving.to_approve() == everyone[:-1] and leaving.left_to_ui() == everyone[-1:]
+    assert Organizer(ctx, demo, api).left_to_ui() == []
+
+    one_task = load_campaign(small_campaign(tmp_path / "one", ("gans-attribution",)))
+    small = build_demo(one_task)
+    idle = [r.team_name for r in small.registrations if not r.document.get("tasks")]
+    assert idle, "in a one-task campaign some core teams take no task"
+    chosen = {r.team_name for r in Organizer(CampaignContext(one_task, ctx.store, ctx.smtp), small, api).to_approve()}
+    assert chosen and not chosen & set(idle), "intake never records a registration without tasks: the organizer must not wait for it"
 
 
 def test_participants_follow_the_calendars_spacing(tmp_path, live_ctx):

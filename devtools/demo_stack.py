@@ -1,4 +1,4 @@
-"""Driving ``python -m include.devstack`` (what ``make demo`` runs) from outside, as a user would.
+"""Driving ``python -m devtools.devstack`` (what ``make demo`` runs) from outside, as a user would.
 
 Shared by the regression test of the demo on a loaded machine (``tests/demo/test_demo_stack.py``)
 and its benchmark (``benchmarks/demo_under_load.py``): a campaign cut down to a few tasks,
@@ -23,7 +23,7 @@ from typing import Callable
 
 import yaml
 
-from include.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, PROJECT_ROOT, free_port, process_group_alive
+from devtools.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, PROJECT_ROOT, free_port, process_group_alive
 
 BUCKET = "clef-campaign"
 CAMPAIGN_FILE = PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"
@@ -74,7 +74,7 @@ def small_campaign(folder: Path, tasks: tuple[str, ...]) -> Path:
 
 
 class DemoStack:
-    """``python -m include.devstack`` in a subprocess of its own session, its output in a file."""
+    """``python -m devtools.devstack`` in a subprocess of its own session, its output in a file."""
 
     def __init__(self, campaign: Path, demo_dir: Path, minutes_apart: float = 0.5, start_in: float = 150, leave_to_ui: int = 0):
         self.campaign, self.demo_dir = campaign, demo_dir
@@ -82,7 +82,7 @@ class DemoStack:
         self.ui = f"http://127.0.0.1:{self.ui_port}"
         self.output = demo_dir.parent / "devstack.out"
         env = dict(os.environ, CLEF_DEMO_UI_PORT=str(self.ui_port), PYTHONPATH=str(PROJECT_ROOT))
-        command = [sys.executable, "-m", "include.devstack", "--campaign", str(campaign), "--minutes-apart", str(minutes_apart),
+        command = [sys.executable, "-m", "devtools.devstack", "--campaign", str(campaign), "--minutes-apart", str(minutes_apart),
                    "--start-in", str(start_in), "--scoring-minutes", "0", "--demo-dir", str(demo_dir), "--s3-port", str(self.s3_port),
                    "--leave-to-ui", str(leave_to_ui)]
         with self.output.open("w") as out:
