@@ -127,6 +127,13 @@ def count_calls(store) -> Counter:
     return calls
 
 
+def cpu_of(pid: int, repeat: int, function) -> tuple[object, tuple[float, float]]:
+    """``function()``'s result, and the CPU seconds per repetition of the moto server and of this process."""
+    moto, own = cpu_seconds(pid), time.process_time()
+    result = function()
+    return result, ((cpu_seconds(pid) - moto) / repeat, (time.process_time() - own) / repeat)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -176,11 +183,9 @@ def main() -> None:
         slowest = 0.0
         for panel in overview.PANELS:
             with botocore_parsing():
-                before_s, _ = timed(lambda: overview.campaign_panel(ctx, panel), args.repeat)
+                (before_s, _), before_cpu = cpu_of(server.pid, args.repeat, lambda: timed(lambda: overview.campaign_panel(ctx, panel), args.repeat))
             calls.clear()
-            moto_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
-            concurrent_s, data = timed(lambda: overview.campaign_panel(ctx, panel), args.repeat)
-            moto_cpu, own_cpu = (cpu_seconds(server.pid) - moto_cpu) / args.repeat, (time.process_time() - own_cpu) / args.repeat
+            (concurrent_s, data), (moto_cpu, own_cpu) = cpu_of(server.pid, args.repeat, lambda: timed(lambda: overview.campaign_panel(ctx, panel), args.repeat))
             per_page = {name: count // args.repeat for name, count in sorted(calls.items())}
             render_s, _ = timed(lambda: page.render(prefix="/campaigns", o=data, panels=overview.PANELS, user="olga", csrf="x", message=""), args.repeat)
             readers = overview.READERS
@@ -193,7 +198,7 @@ def main() -> None:
                 timed(lambda: overview.campaign_panel(ctx, panel), 1)  # warm the cache again
             slowest = max(slowest, concurrent_s + render_s)
             print(f"{panel:14s} {sequential_s * 1000:17.0f} ms {before_s * 1000:16.0f} ms {concurrent_s * 1000:5.0f} ms {(concurrent_s + render_s) * 1000:7.0f} ms"
-                  f"   {per_page or '-'}; {moto_cpu * 1000:.0f} / {own_cpu * 1000:.0f} ms")
+                  f"   {per_page or '-'}; {moto_cpu * 1000:.0f} / {own_cpu * 1000:.0f} ms (before: {before_cpu[0] * 1000:.0f} / {before_cpu[1] * 1000:.0f} ms)")
         for label, mode in (("before", botocore_parsing), ("now", contextlib.nullcontext)):
             with mode():
                 overview._CACHE.clear()

@@ -55,10 +55,16 @@ class CampaignsPage:
         self.frame.get_by_role("link", name=CAMPAIGN_NAME).click()
         self.frame.locator("h1", has_text=CAMPAIGN_NAME).wait_for()
 
+    def inner(self):
+        """The iframe's own frame (it stays the same across the page's navigations)."""
+        return self.page.locator("iframe").first.element_handle().content_frame()
+
     def tab(self, name: str) -> None:
-        """Open a tab (a fresh page from the server each time)."""
-        self.frame.locator("nav.panels").get_by_role("link", name=name).click()
-        self.frame.locator("h2", has_text=name).wait_for()
+        """Open a tab (a fresh page from the server each time, even the tab on show)."""
+        frame = self.inner()
+        with frame.expect_navigation():
+            frame.locator("nav.panels").get_by_role("link", name=name).click()
+        frame.locator("h2", has_text=name).wait_for()
 
     def timeline_states(self) -> tuple[str, ...]:
         self.tab("Timeline")
@@ -74,7 +80,8 @@ class CampaignsPage:
         button = self.frame.get_by_role("button", name=f"Approve {team_id} for {TASK}")
         if button.count() == 0:
             return False
-        button.click()
+        with self.inner().expect_navigation():
+            button.click()
         status = self.frame.get_by_role("status")
         status.wait_for()
         assert f"Approve of {team_id} for {TASK} started" in status.inner_text()
