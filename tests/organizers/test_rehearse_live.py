@@ -1,4 +1,4 @@
-"""``python -m include.devstack --rehearse``: BirdVision 2026 replayed live with the organizer's own data (issue 19, item 1).
+"""``python -m devtools.devstack --rehearse``: BirdVision 2026 replayed live with the organizer's own data (issue 19, item 1).
 
 The live stack (moto, aiosmtpd, Airflow standalone with its own scheduler) plays the campaign of
 tests/organizers with the data folder of tests/e2e/test_rehearsal_birdvision.py, milestones a minute
@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from include.demo.live import AirflowApi
-from include.devstack import free_port, process_group_alive
+from devtools.demo.live import AirflowApi
+from devtools.devstack import free_port, process_group_alive
 from tests.e2e.test_rehearsal_birdvision import OPTIONS, stage
 from tests.organizers.conftest import BIRDVISION
 
@@ -99,7 +99,7 @@ def test_the_devstack_rehearses_birdvision_live_with_the_organizer_s_data(tmp_pa
     port = free_port()
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CLEF_DEMO_UI_PORT": str(port)}
     environment.pop("AIRFLOW_HOME", None)
-    command = [sys.executable, "-m", "include.devstack", "--rehearse", str(config), "--data", str(tmp_path / "data"), "--stand-ins",
+    command = [sys.executable, "-m", "devtools.devstack", "--rehearse", str(config), "--data", str(tmp_path / "data"), "--stand-ins",
                "--minutes-apart", "1", "--start-in", "100", "--scoring-minutes", "2", "--demo-dir", str(tmp_path / "demo")]
     deadline = time.monotonic() + WHOLE_REHEARSAL_SECONDS
     stack = Devstack(command, environment)

@@ -98,7 +98,7 @@ def test_inputs_that_cannot_stand_in_for_the_gold_are_a_usage_error_saying_why(t
 
 @pytest.fixture(scope="module")
 def imageclef():
-    from include.demo import build_demo
+    from devtools.demo import build_demo
 
     campaign = load_campaign(IMAGECLEF)
     return campaign, build_demo(campaign, seed=2025)
@@ -121,7 +121,7 @@ def release(run_format: str, gold: Path, folder: Path) -> Path:
 
 @pytest.mark.parametrize("task_id", [task.id for task in load_campaign(IMAGECLEF).tasks])
 def test_every_imageclef_demo_run_gets_the_verdict_of_the_real_gold(task_id, imageclef, tmp_path):
-    from include.demo import write_tree
+    from devtools.demo import write_tree
 
     campaign, data = imageclef
     run_format = campaign.task(task_id).run_format

@@ -1,6 +1,6 @@
-"""A live rehearsal of an organizer's own campaign: ``python -m include.devstack --rehearse CAMPAIGN_FILE --data DIR``.
+"""A live rehearsal of an organizer's own campaign: ``python -m devtools.devstack --rehearse CAMPAIGN_FILE --data DIR``.
 
-The devstack (:mod:`include.devstack`) starts S3, SMTP and Airflow standalone on loopback as for the
+The devstack (:mod:`devtools.devstack`) starts S3, SMTP and Airflow standalone on loopback as for the
 demo; this module prepares what plays on it instead of the demo:
 
 - a copy of the organizer's campaign file (same id, same tasks) whose milestones are
@@ -54,7 +54,7 @@ class Rehearsal:
     """The organizer's campaign replayed live on the devstack's servers."""
 
     def __init__(self, ctx, data_folder: Path, stand_ins: bool, say: Callable[[str], None]):
-        from include.demo.folder import read_data_folder
+        from devtools.demo.folder import read_data_folder
 
         self.ctx, self.data_folder, self.with_stand_ins, self.say = ctx, Path(data_folder), stand_ins, say
         self.data = read_data_folder(ctx.campaign.id, self.data_folder)
@@ -62,7 +62,7 @@ class Rehearsal:
 
     def upload(self) -> None:
         """Staging, gold and agreements of the folder into the bucket; says how much of what."""
-        from include.demo.folder import upload_data_folder
+        from devtools.demo.folder import upload_data_folder
 
         count = upload_data_folder(self.ctx, self.data_folder)
         self.seen = set(self.ctx.store.list_keys(self.ctx.layout.campaign + "/"))
@@ -77,7 +77,7 @@ class Rehearsal:
 
     def start(self, ui: str, password: str, threads) -> None:
         """Start the watcher (and the stand-ins when asked) under the devstack's supervision."""
-        from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
+        from devtools.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 
         threads.start("the DAG-run watcher", watch_dag_runs, AirflowApi(ui, "admin", password), self.ctx.campaign.id, self.say, threads.stop,
                       5.0, 300.0, self.report)
@@ -111,7 +111,7 @@ def prepare(campaign_file: str, data: Path, stand_ins: bool, demo_dir: Path, sta
     the data; returns (the copy, the :class:`Rehearsal` to start once Airflow answers).
 
     ``ctx_for(path)`` gives the campaign context on the devstack's store for a campaign file."""
-    from include.devstack import print_calendar, write_demo_campaign
+    from devtools.devstack import print_calendar, write_demo_campaign
 
     copy = write_demo_campaign(Path(campaign_file), demo_dir / "campaigns", start, minutes_apart * 60, scoring_minutes)
     print_calendar(copy)

@@ -1,10 +1,10 @@
 """The embedded stack on loopback: a moto S3 server, an SMTP server that records mail, and Airflow standalone.
 
-``python -m include.devstack`` (what ``make demo`` runs) starts all three on 127.0.0.1, creates the
+``python -m devtools.devstack`` (what ``make demo`` runs) starts all three on 127.0.0.1, creates the
 campaign bucket with versioning, points Airflow at this project's DAGs with the ``clef_s3`` and
 ``smtp_default`` connections, prints the UI address and the admin password, and stops everything on
 Ctrl-C. ``--rehearse CAMPAIGN_FILE --data DIR`` plays an organizer's own campaign and data instead of
-the demo (:mod:`include.rehearsal`). The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
+the demo (:mod:`devtools.rehearsal`). The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
 demo talk to the same real servers.
 
 Airflow's metadata database is PostgreSQL 16 from the ``pgserver`` wheel, started in ``.demo/``:
@@ -235,7 +235,7 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
     import yaml
 
     from include.campaign.config import load_campaign
-    from include.campaign.simulation import CLOSING, OPENING, delay_milestones, replay_copy
+    from devtools.compressed_calendar import CLOSING, OPENING, delay_milestones, replay_copy
 
     campaign = load_campaign(source)
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stand-ins", action="store_true", help="with --rehearse: stand-ins upload the folder's registrations and runs and approve their agreements")
     args = parser.parse_args(argv)
     if args.rehearse or args.data or args.stand_ins:
-        from include.rehearsal import RehearsalError, check_arguments, fail
+        from devtools.rehearsal import RehearsalError, check_arguments, fail
 
         try:
             if not args.rehearse or args.no_demo:
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     live = None  # what plays once the API answers: live(ui, password, stand_ins)
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=args.start_in)
     if args.rehearse:
-        from include.rehearsal import prepare
+        from devtools.rehearsal import prepare
 
         demo_file, rehearsal = prepare(args.rehearse, args.data, args.stand_ins, demo_dir, start, args.minutes_apart, args.scoring_minutes,
                                        lambda path: campaign_context(path, endpoint, args.bucket, smtp_port))
@@ -373,7 +373,7 @@ def fresh_demo_dir(path: Path) -> None:
         raise FileExistsError(f"{path} is not empty and was not made by a demo ({DEMO_DIR_MARKER} missing); choose another --demo-dir")
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    (path / DEMO_DIR_MARKER).write_text("made by python -m include.devstack; wiped by the next demo\n")
+    (path / DEMO_DIR_MARKER).write_text("made by python -m devtools.devstack; wiped by the next demo\n")
 
 
 def campaign_context(campaign_file: Path, endpoint: str, bucket: str, smtp_port: int):
@@ -388,7 +388,7 @@ def campaign_context(campaign_file: Path, endpoint: str, bucket: str, smtp_port:
 
 
 def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
-    from include.demo import build_demo, load_demo
+    from devtools.demo import build_demo, load_demo
 
     ctx = campaign_context(demo_file, endpoint, bucket, smtp_port)
     campaign = ctx.campaign
@@ -401,7 +401,7 @@ def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
 
 
 def start_live_demo(demo_ctx, ui: str, password: str, stand_ins: "StandIns") -> None:
-    from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
+    from devtools.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 
     ctx, demo = demo_ctx
     say = lambda line: print(line, flush=True)  # noqa: E731
