@@ -105,6 +105,7 @@ def test_the_devstack_rehearses_birdvision_live_with_the_organizer_s_data(tmp_pa
     stack = Devstack(command, environment)
     try:
         password = stack.wait_for(r"user: admin  password: (\S+)", deadline).group(1)
+        stack.wait_for(r"the results approval waits for you", deadline)  # printed once the API answers
         approve_results(AirflowApi(f"http://127.0.0.1:{port}", "admin", password), deadline, stack)
         stack.wait_for(r"birdvision2026_results\s+scheduled\s+success", deadline)
         stack.wait_for(r"outbox/results\s+\+\d", deadline)
@@ -123,3 +124,22 @@ def test_the_devstack_rehearses_birdvision_live_with_the_organizer_s_data(tmp_pa
     mails = [email.message_from_bytes(p.read_bytes()) for p in (tmp_path / "demo" / "mail").glob("*.eml")]
     results = {m["To"] for m in mails if "results" in (m["Subject"] or "").lower()}
     assert {"wrens@birds.example.org", "owls@birds.example.org"} <= results, sorted(m["Subject"] for m in mails)
+
+
+def test_a_rehearsal_that_cannot_start_says_why_before_starting_anything(tmp_path, capsys):
+    from devtools.devstack import main
+
+    config = tmp_path / "birdvision2026.yaml"
+    config.write_text(BIRDVISION)
+    demo_dir = tmp_path / "demo"
+    assert main(["--rehearse", str(config), "--demo-dir", str(demo_dir)]) == 2
+    assert "--rehearse needs --data DIR" in capsys.readouterr().err
+    assert main(["--rehearse", str(config), "--data", str(tmp_path), "--demo-dir", str(demo_dir)]) == 2
+    assert f"{tmp_path} has no staging/ folder (see docs/organizers.md, Rehearse)" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path), "--demo-dir", str(demo_dir)]) == 2
+    assert "--data and --stand-ins go with --rehearse CAMPAIGN_FILE" in capsys.readouterr().err
+    (tmp_path / "staging").mkdir()
+    config.write_text(BIRDVISION.replace("timezone: Europe/Zurich", "timezone: Mars/Olympus"))
+    assert main(["--rehearse", str(config), "--data", str(tmp_path), "--demo-dir", str(demo_dir)]) == 2
+    assert "Mars/Olympus" in capsys.readouterr().err
+    assert not demo_dir.exists(), "nothing started"
