@@ -13,9 +13,11 @@ import email
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -99,8 +101,11 @@ def test_the_devstack_rehearses_birdvision_live_with_the_organizer_s_data(tmp_pa
     port = free_port()
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CLEF_DEMO_UI_PORT": str(port)}
     environment.pop("AIRFLOW_HOME", None)
+    # the embedded PostgreSQL runs as its own system user: its folder must not be under pytest's private tmp_path
+    demo_dir = Path(tempfile.mkdtemp(prefix="clef-rehearse-"))
+    demo_dir.chmod(0o755)
     command = [sys.executable, "-m", "devtools.devstack", "--rehearse", str(config), "--data", str(tmp_path / "data"), "--stand-ins",
-               "--minutes-apart", "1", "--start-in", "100", "--scoring-minutes", "2", "--demo-dir", str(tmp_path / "demo")]
+               "--minutes-apart", "1", "--start-in", "100", "--scoring-minutes", "2", "--demo-dir", str(demo_dir)]
     deadline = time.monotonic() + WHOLE_REHEARSAL_SECONDS
     stack = Devstack(command, environment)
     try:
@@ -111,6 +116,8 @@ def test_the_devstack_rehearses_birdvision_live_with_the_organizer_s_data(tmp_pa
         stack.wait_for(r"outbox/results\s+\+\d", deadline)
     finally:
         code = stack.stop()
+        mails = [email.message_from_bytes(p.read_bytes()) for p in (demo_dir / "mail").glob("*.eml")]
+        shutil.rmtree(demo_dir, ignore_errors=True)
     out = stack.text
     assert code == 0, out[-4000:]
     assert "BirdVision 2026 (demo copy" in out and "rehearsal data: 17 staged, gold and agreement files uploaded" in out
@@ -121,7 +128,6 @@ def test_the_devstack_rehearses_birdvision_live_with_the_organizer_s_data(tmp_pa
     for written in (r"releases/bird-tags\s+\+\d", r"registrations/teams\s+\+2", r"collected/bird-tags\s+\+\d", r"leaderboards/bird-quiz\s+\+\d"):
         assert re.search(written, out), f"no {written!r} among what the stages wrote:\n{out}"
 
-    mails = [email.message_from_bytes(p.read_bytes()) for p in (tmp_path / "demo" / "mail").glob("*.eml")]
     results = {m["To"] for m in mails if "results" in (m["Subject"] or "").lower()}
     assert {"wrens@birds.example.org", "owls@birds.example.org"} <= results, sorted(m["Subject"] for m in mails)
 
