@@ -252,12 +252,12 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
     return target
 
 
-def print_calendar(path: Path) -> None:
+def print_calendar(path: Path, kind: str = "demo copy") -> None:
     from include.campaign.calendar import milestone_events
     from include.campaign.config import load_campaign
 
     campaign = load_campaign(path)
-    print(f"{campaign.name} (demo copy {path}), times in UTC:", flush=True)
+    print(f"{campaign.name} ({kind} {path}), times in UTC:", flush=True)
     for event in milestone_events(campaign):
         print(f"  {event.moment_utc:%H:%M:%S}  {event.label}", flush=True)
 

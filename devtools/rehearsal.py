@@ -44,10 +44,14 @@ def check_arguments(campaign_file: str, data: Path | None) -> None:
         raise RehearsalError("--rehearse needs --data DIR: the folder of your staging, gold and agreements (docs/organizers.md, Rehearse)")
     if not (Path(data) / "staging").is_dir():
         raise RehearsalError(f"{data} has no staging/ folder (see docs/organizers.md, Rehearse)")
+    from devtools.demo.folder import DataFolderError, read_data_folder
+
     try:
-        load_campaign(campaign_file)
+        read_data_folder(load_campaign(campaign_file).id, Path(data))
     except ConfigError as error:
         raise RehearsalError(error.render()) from None
+    except DataFolderError as error:
+        raise RehearsalError(str(error)) from None
 
 
 class Rehearsal:
@@ -114,7 +118,7 @@ def prepare(campaign_file: str, data: Path, stand_ins: bool, demo_dir: Path, sta
     from devtools.devstack import print_calendar, write_demo_campaign
 
     copy = write_demo_campaign(Path(campaign_file), demo_dir / "campaigns", start, minutes_apart * 60, scoring_minutes)
-    print_calendar(copy)
+    print_calendar(copy, "rehearsal copy")
     rehearsal = Rehearsal(ctx_for(copy), data, stand_ins, lambda line: print(line, flush=True))
     rehearsal.upload()
     return copy, rehearsal
