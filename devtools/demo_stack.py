@@ -215,13 +215,13 @@ class StageWatch:
 
 def runs_not_scored(demo: DemoStack, tasks: tuple[str, ...]) -> list[str]:
     """Per task, what differs between the collected runs and the latest evaluation (and its ``missing``)."""
-    from include.campaign import scoring
+    from include.campaign.evaluation import EVALUATION_FILE, latest_version
 
     ctx = demo.context()
     store, problems = ctx.store, []
     for task_id in tasks:
         collected = store.get_json(ctx.layout.collection_manifest(task_id))["collected"]
-        evaluation = store.get_json(ctx.layout.evaluations(task_id, scoring.latest_version(ctx, task_id)) + scoring.EVALUATION_FILE)
+        evaluation = store.get_json(ctx.layout.evaluations(task_id, latest_version(ctx, task_id)) + EVALUATION_FILE)
         if {(r["team"], r["run"]) for r in evaluation["runs"]} != {(r["team"], r["run"]) for r in collected} or evaluation["missing"]:
             problems.append(f"{task_id}: {len(collected)} collected, {len(evaluation['runs'])} evaluated, missing {evaluation['missing']}")
         if not collected:
