@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.no_demo:
         demo_file = write_demo_campaign(Path(args.campaign), demo_dir / "campaigns", start, args.minutes_apart * 60, args.scoring_minutes)
         demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
-        live = lambda ui, password, stand_ins: start_live_demo(demo_ctx, ui, password, stand_ins)  # noqa: E731
+        live = lambda ui, password, stand_ins: start_live_demo(demo_ctx, ui, password, stand_ins, leave_to_ui=args.leave_to_ui)  # noqa: E731
     if live is not None:
         env["CLEF_CAMPAIGNS_DIR"] = str(demo_file.parent)
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
@@ -347,11 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             if not wait_for_api(ui):
                 print(f"demo stopped: the Airflow API at {ui} did not answer within 300 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
                 return 1
-<<<<<<< HEAD
-            start_live_demo(demo_ctx, ui, password, stand_ins, leave_to_ui=args.leave_to_ui)
-=======
             live(ui, password, stand_ins)
->>>>>>> main
         return supervise(airflow, stand_ins, demo_dir / "airflow-standalone.log")
     except KeyboardInterrupt:
         print("\nStopping Airflow, SMTP and S3...", flush=True)
