@@ -2,6 +2,8 @@
 # docker-compose.yaml builds it for every Airflow service; for Kubernetes, push it to a registry and
 # name it in deploy/helm-values.yaml. The base tag pins Airflow and Python; tests/deploy checks that it
 # matches the apache-airflow pin in requirements.txt.
+# Only requirements.txt (what the workers run) is installed: requirements-dev.txt (tests, demo) and
+# the dev wing devtools/ never enter the image (tests/dev_wing/test_dev_wing.py checks both).
 FROM apache/airflow:3.3.2-python3.11
 
 # The image installs Python packages as its `airflow` user. Naming apache-airflow==${AIRFLOW_VERSION}

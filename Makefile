@@ -14,11 +14,12 @@ export PYTHONPATH := $(CURDIR)
 
 venv: $(STAMP)
 
-# Reinstall only when requirements.txt or constraints.txt changed.
-$(STAMP): requirements.txt constraints.txt
+# What the workers run (requirements.txt) plus what tests and the demo add (requirements-dev.txt),
+# pinned by the one constraints.txt; reinstall only when one of the three changed.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 # WordNet 3.0 for METEOR, from Debian's packages (NLTK's downloader cannot reach its server here).
