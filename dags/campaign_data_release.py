@@ -15,7 +15,7 @@ from dags.clef_dag_support.runtime import (
     valid_campaigns,
 )
 
-from include.campaign.calendar import milestone_events
+from include.campaign.timeline import milestone_events
 
 SPLIT_OF = {"dev_data_release": "dev", "test_data_release": "test"}
 

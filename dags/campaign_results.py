@@ -16,7 +16,7 @@ from dags.clef_dag_support.runtime import (
     valid_campaigns,
 )
 
-from include.campaign.calendar import milestone_events
+from include.campaign.timeline import milestone_events
 
 APPROVAL_RESPONSE_TIMEOUT = dt.timedelta(days=14)
 

@@ -15,7 +15,7 @@ from dags.clef_dag_support.runtime import (
     valid_campaigns,
 )
 
-from include.campaign.calendar import milestone_events
+from include.campaign.timeline import milestone_events
 
 
 def build_run_collection_dag(campaign_file: str, campaign) -> DAG:

@@ -12,7 +12,7 @@ from dags.clef_dag_support.runtime import (
     valid_campaigns,
 )
 
-from include.campaign.calendar import reminder_events
+from include.campaign.timeline import reminder_events
 
 
 def build_working_notes_dag(campaign_file: str, campaign) -> DAG:

@@ -252,7 +252,7 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
 
 
 def print_calendar(path: Path) -> None:
-    from include.campaign.calendar import milestone_events
+    from include.campaign.timeline import milestone_events
     from include.campaign.config import load_campaign
 
     campaign = load_campaign(path)

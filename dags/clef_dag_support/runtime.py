@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pendulum
 
-from include.campaign.calendar import MilestoneEvent
+from include.campaign.timeline import MilestoneEvent
 from include.campaign.catalog import S3_CONN_ID, SMTP_CONN_ID, campaign_files, campaigns_dir  # noqa: F401 (re-exported)
 from include.campaign.config import Campaign, ConfigError, load_campaign
 

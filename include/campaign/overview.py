@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from include.campaign import scoring
-from include.campaign.calendar import milestone_events, reminder_events
+from include.campaign.timeline import milestone_events, reminder_events
 from include.campaign.config import MILESTONE_LABELS
 from include.campaign.context import CampaignContext
 from include.campaign.store import StoreError

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from include.campaign import scoring
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
-from include.campaign.statistics import interval_text, settings_text
+from include.campaign.significance import interval_text, settings_text
 from include.campaign.teams import Notices
 
 PUBLISHED_FILE = "published.json"
