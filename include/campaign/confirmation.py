@@ -150,11 +150,6 @@ def confirm(ctx: CampaignContext, signer: TokenSigner, token: str) -> dict[str, 
     return {"digest": digest, "contact_email": contact, "new": record_confirmation(ctx, digest, contact, "confirmation link")}
 
 
-def confirm_on_submission(ctx: CampaignContext, document_key: str, raw: bytes, contact: str, how: str) -> None:
-    """For documents a trusted party wrote for its own address (the demo's stand-ins, tests)."""
-    record_confirmation(ctx, document_digest(document_key, raw), contact, how)
-
-
 def awaiting_confirmation(ctx: CampaignContext, document_key: str, received_at: dt.datetime, raw: bytes, contact: str,
                           task_ids: list[str], notices: Notices) -> str | None:
     """Intake's hook: None when the contact proved its address, else ``"awaiting"`` or :data:`EXPIRED`.
