@@ -85,8 +85,9 @@ def create_asset_triggered_runs() -> None:
             guard.commit()
 
 
-def execute_run(dag, run_id: str, poll_seconds: float = 0.5) -> None:
-    """Run every task of an existing DAG run in this process, as ``dag.test()`` does for its own runs."""
+def execute_run(dag, run_id: str, poll_seconds: float = 0.5, timeout_seconds: float = 3600.0) -> None:
+    """Run every task of an existing DAG run in this process, as ``dag.test()`` does for its own runs;
+    :class:`TimeoutError` when the run is still running after ``timeout_seconds``."""
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -97,7 +98,10 @@ def execute_run(dag, run_id: str, poll_seconds: float = 0.5) -> None:
         dag_run.state = DagRunState.RUNNING
         session.commit()
         dag_run.dag = DBDagBag().get_dag_for_run(dag_run, session=session)
+        deadline = time.monotonic() + timeout_seconds
         while dag_run.state == DagRunState.RUNNING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag.dag_id} {run_id}: still running after {timeout_seconds:.0f} s")
             if not _run_schedulable_tasks(dag, dag_run, session):
                 time.sleep(poll_seconds)
 
