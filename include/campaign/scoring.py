@@ -46,7 +46,6 @@ from include.campaign import leaderboard as leaderboards
 from include.campaign.config import Task
 from include.campaign.layout import segment
 from include.campaign.store import dump_json
-from include.metrics.registry import DEFAULT_QUEUE, MODELS_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -65,9 +64,9 @@ SUMMARY_KEYS = ("team", "run", "key", "sha256", "verdict", "reason", "metrics", 
 # Scores closer than this are the same score: re-running identical code must not report a change.
 SCORE_TOLERANCE = 1e-12
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
-             "pytrec-eval-terrier", "great-expectations")
+             "pytrec-eval-terrier", "great-expectations", "torch", "transformers", "bert-score", "bleurt-pytorch")
 # The code whose change changes a score: reported as "dirty" in the lineage when edited since the commit.
-SCORING_CODE = ("include/metrics", "include/campaign/validation", "include/schemas", "include/campaign/scoring.py")
+SCORING_CODE = ("include/metrics", "include/models", "include/campaign/validation", "include/schemas", "include/campaign/scoring.py")
 
 
 class ScoringError(RuntimeError):
@@ -94,16 +93,25 @@ def task_metric_options(task: Task) -> dict[str, Any]:
     return dict(task.metric_options)
 
 
-def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
+def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None,
+             metrics: Iterable[str] | None = None, model_dir: str | Path | None = None,
+             inputs_dir: str | Path | None = None) -> RunEvaluation:
     """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
 
-    A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
+    ``metrics`` (default: all the task's) is the part to compute: the ``default`` queue computes the
+    CPU metrics, the ``models`` queue the model metrics (``include/models/parts.py``), with weights
+    under ``model_dir`` and test images under ``inputs_dir``. A broken gold folder is the organizers'
+    problem and raises :class:`ScoringError`.
     """
     from include.campaign.validation import GoldError, validate_run
     from include.metrics import resolve_options, score_run
+    from include.metrics.model_inputs import attach_sources
+    from include.models.parts import options_for
 
+    names = list(task.metrics) if metrics is None else list(metrics)
     try:
-        resolve_options(task.run_format, task_metric_options(task), task.metrics)
+        options, read = options_for(task_metric_options(task), task, names, model_dir)
+        resolve_options(task.run_format, options, task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
     missing = _missing_gold(task, Path(gold_dir))
@@ -118,7 +126,8 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     if outcome.report.get("verdict") != "valid":
         return RunEvaluation("invalid", outcome.report, outcome.text, reason=invalid_reason(outcome.report))
     try:
-        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, task_metric_options(task))
+        attach_sources(outcome.run, run_path, gold_dir, inputs_dir)  # image metrics read the files themselves
+        results = score_run(task.run_format, names, outcome.run, outcome.gold, read)
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
@@ -281,14 +290,6 @@ def _refuse_unknown(task_id: str, kind: str, wanted: set[str], known: set[str]) 
 DEFAULT_MAX_INSTANCES = 256
 
 
-def scoring_queue(task: Task) -> str:
-    """The worker queue that scores a task's runs: ``models`` when one of its metrics needs a model
-    (the registry's ``queue``), else ``default``. A run is scored by one process, all metrics together."""
-    from include.metrics.registry import METRICS
-
-    return MODELS_QUEUE if any(METRICS[name].queue == MODELS_QUEUE for name in task.metrics) else DEFAULT_QUEUE
-
-
 def max_instances(map_length_limit: int, configured: str | int | None = None) -> int:
     """How many mapped instances one scoring task may have: the configured target, within Airflow's limit."""
     target = int(configured) if configured not in (None, "") else DEFAULT_MAX_INSTANCES
@@ -383,17 +384,24 @@ def run_prefix(ctx, task_id: str, version: str, team: str, run: str) -> str:
     return ctx.layout.evaluations(task_id, version) + f"runs/{segment(team)}/{segment(run)}/"
 
 
-def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
+def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: str | None = None) -> dict:
     """Validate and (if valid) score one collected run into the version; return its summary.
 
+    ``part`` None scores every metric; ``"cpu"`` only the metrics of the default queue (the report and
+    per-item scores as usual); ``"models"`` only the model metrics, written under ``models/`` of the
+    run's folder (the summary says ``part: models``; :func:`finalize` joins the two, see
+    ``include/models/parts.py``).
     Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
     whole-task problem (no gold, broken gold, a version already finalized).
     """
+    from include.models import parts  # the model part's hooks (imports no model library)
+
     task = _task(ctx, task_id)
     gold = _gold_for_version(ctx, task_id, version)
     if is_complete(ctx, task_id, version):
         raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
     limits = _validation_limits(ctx, task)
+    metrics = parts.part_metrics(task, part)
     with tempfile.TemporaryDirectory(prefix="run-") as scratch:
         run_path = Path(scratch) / segment(item["run"])
         sha256 = download_with_sha256(ctx.store, item["key"], run_path)
@@ -403,8 +411,15 @@ def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
                 "manifest says: it changed after collection, so it is not scored"))
             evaluation.report["error"] = evaluation.text = evaluation.reason
         else:
-            evaluation = evaluate(task, run_path, gold.folder, limits)
+            inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
+            evaluation = evaluate(task, run_path, gold.folder, limits, metrics=metrics, model_dir=getattr(ctx, "model_dir", None),
+                                  inputs_dir=inputs)
     summary = _summary(item, sha256, evaluation, gold, version)
+    if part == parts.MODELS_PART:
+        prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
+        for name, (data, content_type) in parts.model_part_objects(summary, evaluation, per_item_csv, dump_json).items():
+            ctx.store.put_bytes(prefix + name, data, content_type=content_type)
+        return {**summary, "part": parts.MODELS_PART}
     _write_run_outputs(ctx, task, version, summary, evaluation)
     return summary
 
@@ -521,6 +536,8 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
     task die, and is listed under ``missing`` with that reason (results name it to the organizer and
     tell its team). Idempotent: a complete version is returned as it was, never rewritten.
     """
+    from include.models.parts import join_parts  # a run's CPU and model parts, one summary
+
     task = _task(ctx, task_id)
     allocation = _version_record(ctx, task_id, version)
     base = ctx.layout.evaluations(task_id, version)
@@ -529,8 +546,8 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
     previous = latest_version(ctx, task_id, before=version)
     previous_evaluation = read_evaluation(ctx, task_id, previous) if previous else {"runs": [], "missing": []}
     previous_runs = {(r["team"], r["run"]): r for r in previous_evaluation["runs"]}
-    scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in summaries
-              if isinstance(s, Mapping) and s.get("team") and s.get("scored_in") == version}
+    scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in join_parts(task, summaries)
+              if s.get("scored_in") == version}
     previous_missing = {(m["team"], m["run"]): m for m in previous_evaluation.get("missing") or []}
     planned_keys = {(p["team"], p["run"]) for p in planned or [] if isinstance(p, Mapping) and p.get("team")}
     runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs,
@@ -620,13 +637,16 @@ def read_item_tables(ctx, board: leaderboards.Leaderboard, runs: list[dict]) -> 
     """The per-item tables (pandas, index = item id) of the ranked runs, from the versions that scored them."""
     import pandas as pd
 
+    from include.models.parts import item_table_names
+
     by_key = {(r["team"], r["run"]): r for r in runs}
     tables = {}
     for row in board.ranked:
         prefix = by_key.get((row.team, row.run), {}).get("files")
-        if prefix and ctx.store.exists(prefix + "per_item.csv"):
-            data = ctx.store.get_bytes(prefix + "per_item.csv")
-            tables[(row.team, row.run)] = pd.read_csv(io.BytesIO(data), index_col="item", dtype={"item": str})
+        parts = [pd.read_csv(io.BytesIO(ctx.store.get_bytes(prefix + name)), index_col="item", dtype={"item": str})
+                 for name in item_table_names() if prefix and ctx.store.exists(prefix + name)]
+        if parts:  # the CPU part's per-item scores, joined with the models queue's
+            tables[(row.team, row.run)] = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
     return tables
 
 

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--step", type=float, default=2.0, help="seconds between consecutive milestones (default 2)")
     parser.add_argument("--seed", type=int, default=2025, help="the demo data's seed (default 2025)")
     parser.add_argument("--data", help="rehearse with your own data: a folder laid out as docs/organizers.md says (staging/, gold/, registrations/, runs/)")
+    parser.add_argument("--model-dir", dest="model_dir", help="the model directory for the model-based metrics "
+                        "(default: CLEF_MODEL_DIR; without one, their tasks say which models are missing)")
     parser.set_defaults(handler=run)
 
 
@@ -87,9 +89,15 @@ def _simulate(args: argparse.Namespace, workdir: Path) -> int:
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
 
+    from include.campaign.context import MODEL_DIR_VARIABLE, model_dir_from_env
+
     store = ObjectStore(S3Settings.from_env())
     smtp = SmtpSettings.from_env()
-    simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp), step=args.step, seed=args.seed,
+    model_dir = Path(args.model_dir).resolve() if getattr(args, "model_dir", None) else model_dir_from_env()
+    os.environ[MODEL_DIR_VARIABLE] = str(model_dir or "")  # the DAGs' tasks read it through CampaignContext
+    print(f"model directory: {model_dir or 'none (model-based metrics will say which models are missing)'}", flush=True)
+    simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp, model_dir=model_dir),
+                            step=args.step, seed=args.seed,
                             say=lambda line: print(line, flush=True), data=args.data)
     report = simulation.run()
     print(render_summary(report), flush=True)
