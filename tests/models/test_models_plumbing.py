@@ -45,8 +45,12 @@ import sys, pandas as pd
 from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder="dags")
 assert not bag.import_errors, bag.import_errors
-from include.campaign import scoring
+from include.campaign import results, scoring
+from include.campaign.config import load_campaign
 from include.metrics import score_run
+from include.models import parts
+task = load_campaign("include/campaigns/imageclef2025.yaml").task("caption-prediction")
+assert parts.part_metrics(task, parts.CPU_PART) == ["caption_rouge1", "caption_bleu"]
 run = pd.DataFrame({"ID": ["a", "b"], "Caption": ["a chest x-ray", ""]})
 gold = {"captions": pd.DataFrame({"ID": ["a", "b"], "Caption": ["chest x-ray", ""]})}
 cpu = ["caption_rouge1", "caption_bleu"]
