@@ -51,7 +51,7 @@ print(json.dumps({"load_s": t1 - t0, "score_s": t2 - t1, "values": values}))
 
 
 def captions(count: int, seed: int = 2025) -> list[list[str]]:
-    from include.demo.formats.captions import CaptionPrediction
+    from devtools.demo.formats.captions import CaptionPrediction
     from include.metrics.captions import preprocess_caption
 
     rng = random.Random(seed)

@@ -18,7 +18,8 @@ import logging
 import os
 from typing import Any, Mapping
 
-from include.campaign import scoring
+from include.campaign.evaluation import records, versioning
+from include.campaign.evaluation.diff import diff_evaluations
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
 from include.campaign.statistics import interval_text, settings_text
 from include.campaign.teams import Notices
@@ -44,8 +45,8 @@ def scoring_pending(ctx, task_ids: list[str]) -> list[str]:
         manifest = ctx.store.head(ctx.layout.collection_manifest(task_id))
         if manifest is None:
             continue
-        version = scoring.latest_version(ctx, task_id)
-        finished = ctx.store.head(ctx.layout.evaluations(task_id, version) + scoring.LINEAGE_FILE) if version else None
+        version = versioning.latest_version(ctx, task_id)
+        finished = ctx.store.head(ctx.layout.evaluations(task_id, version) + records.LINEAGE_FILE) if version else None
         if finished is None or finished.last_modified < manifest.last_modified:
             pending.append(task_id)
     return pending
@@ -54,11 +55,11 @@ def scoring_pending(ctx, task_ids: list[str]) -> list[str]:
 def summary(ctx, task_id: str) -> str:
     """The text shown in the approval step: version, counts, top of the leaderboard, publication state."""
     task = ctx.campaign.task(task_id)
-    version = scoring.latest_version(ctx, task_id)
+    version = versioning.latest_version(ctx, task_id)
     if version is None:
         return f"{task.title} ({task_id}): no complete evaluation yet; nothing to publish."
     lineage = _lineage(ctx, task_id, version)
-    board = scoring.read_leaderboard(ctx, task_id, version)
+    board = records.read_leaderboard(ctx, task_id, version)
     rows = board["rows"]
     counts = {status: sum(row["status"] == status for row in rows) for status in (RANKED, "not ranked", "invalid")}
     lines = [
@@ -72,7 +73,7 @@ def summary(ctx, task_id: str) -> str:
         lines.append(f"Ranked by {board['ranked_by']} ({'higher' if direction else 'lower'} is better).")
     if board.get("note"):
         lines.append(f"Note: {board['note']}")
-    evaluation = scoring.read_evaluation(ctx, task_id, version)
+    evaluation = records.read_evaluation(ctx, task_id, version)
     withheld = primary_not_computed(task, evaluation)
     if withheld:
         lines.append(f"WITHHELD: {withheld} Approving does not publish this task and e-mails no team; "
@@ -141,10 +142,10 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     ``CLEF_PUBLIC_BASE_URL`` environment variable) replaces presigned links with public ones.
     """
     task = ctx.campaign.task(task_id)
-    version = scoring.latest_version(ctx, task_id)
+    version = versioning.latest_version(ctx, task_id)
     if version is None:
         raise ResultsError(f"task {task_id}: no complete evaluation to publish; run the scoring DAG first")
-    withheld = primary_not_computed(task, scoring.read_evaluation(ctx, task_id, version))
+    withheld = primary_not_computed(task, records.read_evaluation(ctx, task_id, version))
     if withheld:  # a leaderboard without its ranking score is not published, and no team is told a rank
         logger.warning("task %s %s not published: %s", task_id, version, withheld)
         return {**_mail_report(task_id, version), "published": False, "withheld": withheld}
@@ -155,8 +156,8 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     _copy_to_public(ctx, task_id, version)
     if record is None:
         _record_publication(ctx, task_id, version, since=None, approved_by=approved_by, reason="results release")
-    board = scoring.read_leaderboard(ctx, task_id, version)
-    evaluation = scoring.read_evaluation(ctx, task_id, version)
+    board = records.read_leaderboard(ctx, task_id, version)
+    evaluation = records.read_evaluation(ctx, task_id, version)
     link = public_link(ctx, task_id, public_base_url)
     notices = Notices(ctx, task_ids=(task_id,))
     report = _mail_report(task_id, version)
@@ -177,11 +178,11 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     record = published(ctx, task_id)
     if record is None:
         return {"task": task_id, "version": version, "published": False, "sent": [], "note": "results not published yet: nothing e-mailed"}
-    if not scoring.is_complete(ctx, task_id, version):
+    if not versioning.is_complete(ctx, task_id, version):
         raise ResultsError(f"task {task_id}: evaluation {version} is not complete; finalize it before notifying teams")
     if _number_of(version) < _number_of(record["version"]):
         raise ResultsError(f"task {task_id}: {record['version']} is published; {version} is older and is not published over it")
-    withheld = primary_not_computed(task, scoring.read_evaluation(ctx, task_id, version))
+    withheld = primary_not_computed(task, records.read_evaluation(ctx, task_id, version))
     if withheld and record["version"] != version:  # the published leaderboard stays until the primary is computed again
         logger.warning("task %s %s not published over %s: %s", task_id, version, record["version"], withheld)
         return {**_mail_report(task_id, version), "published": False, "withheld": withheld}
@@ -194,9 +195,9 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     report: dict[str, Any] = {**_mail_report(task_id, version), "since": since, "published": True, "teams_changed": []}
     if since is None:
         return report
-    since_evaluation, evaluation = scoring.read_evaluation(ctx, task_id, since), scoring.read_evaluation(ctx, task_id, version)
-    since_board, board = scoring.read_leaderboard(ctx, task_id, since), scoring.read_leaderboard(ctx, task_id, version)
-    diff = scoring.diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
+    since_evaluation, evaluation = records.read_evaluation(ctx, task_id, since), records.read_evaluation(ctx, task_id, version)
+    since_board, board = records.read_leaderboard(ctx, task_id, since), records.read_leaderboard(ctx, task_id, version)
+    diff = diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
     link = public_link(ctx, task_id, public_base_url)
     report["teams_changed"] = diff["teams_changed"]
     notices = Notices(ctx, task_ids=(task_id,))
@@ -238,7 +239,7 @@ def _copy_to_public(ctx, task_id: str, version: str) -> list[str]:
     source = ctx.layout.leaderboards(task_id, version)
     target = ctx.layout.public_leaderboards(task_id)
     keys = []
-    for name, _ in scoring.LEADERBOARD_EXPORTS.values():
+    for name, _ in records.LEADERBOARD_EXPORTS.values():
         for destination in (target + name, target + f"{version}/{name}"):
             ctx.store.copy(source + name, destination)
             keys.append(destination)
@@ -256,7 +257,7 @@ def _record_publication(ctx, task_id: str, version: str, since: str | None, appr
 
 def public_link(ctx, task_id: str, public_base_url: str | None = None) -> str:
     """The public HTML leaderboard: under the configured base URL, else a presigned GET link."""
-    key = ctx.layout.public_leaderboards(task_id) + scoring.LEADERBOARD_EXPORTS["html"][0]
+    key = ctx.layout.public_leaderboards(task_id) + records.LEADERBOARD_EXPORTS["html"][0]
     base = public_base_url or os.environ.get("CLEF_PUBLIC_BASE_URL")
     if base:
         return f"{base.rstrip('/')}/{key}"
@@ -320,11 +321,9 @@ REPORT_LINES = 10  # the first problems of an invalid run's validation report, i
 
 def _report_lines(ctx, task_id: str, evaluation: Mapping[str, Any], team: str, row: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
     """For an invalid run: its first problems, each with file, line and rule, from its validation report."""
-    from include.campaign.scoring import run_prefix
-
     if row["status"] != "invalid":
         return []
-    key = run_prefix(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"]) + "report.json"
+    key = records.run_prefix(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"]) + "report.json"
     if not ctx.store.exists(key):
         return []
     lines = []
@@ -427,8 +426,8 @@ def _number(value: float | None) -> str:
 
 
 def _number_of(version: str) -> int:
-    return int(scoring.VERSION_NAME.match(version).group(1))
+    return int(versioning.VERSION_NAME.match(version).group(1))
 
 
 def _lineage(ctx, task_id: str, version: str) -> dict:
-    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + scoring.LINEAGE_FILE)
+    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + records.LINEAGE_FILE)

@@ -89,7 +89,7 @@ def gold_image_paths(run, ids) -> list:
     """Each test image: ``<gold>/images/<ID>.<ext>``, else the staged test inputs' ``images/<ID>.<ext>``."""
     folders = [folder / "images" for folder in (source(run, GOLD_DIR), source(run, INPUTS_DIR)) if folder is not None]
     if not folders:
-        raise InputMissing("the gold folder is not known to the metric (score through include.campaign.scoring)")
+        raise InputMissing("the gold folder is not known to the metric (score through include.campaign.evaluation)")
     found = {}
     for images in folders:
         if images.is_dir():

@@ -83,7 +83,7 @@ def run_features(run: pd.DataFrame, options) -> np.ndarray:
 
     path = source(run, RUN_PATH)
     if path is None or not path.is_file():
-        raise InputMissing("the run file is not known to the metric (score through include.campaign.scoring)")
+        raise InputMissing("the run file is not known to the metric (score through include.campaign.evaluation)")
     model = _model(options)
     with zipfile.ZipFile(path) as archive:
         images = [Image.open(io.BytesIO(archive.read(member))) for member in run["member"]]

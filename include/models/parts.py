@@ -6,8 +6,8 @@ metrics on the ``models`` queue, many runs per mapped instance so that each mode
 worker process (:mod:`include.models.store`). The model part writes under ``models/`` of the run's
 folder; :func:`join_parts` puts both parts of a run back into one summary for the leaderboard.
 
-The scoring module (``include/campaign/scoring.py``) calls this module through a few hooks only:
-which metrics a part computes (:func:`part_metrics`), the model directory option
+The evaluation package (``include/campaign/evaluation/``: scoring, finalizing, records) calls this
+module through a few hooks only: which metrics a part computes (:func:`part_metrics`), the model directory option
 (:func:`options_for`), the test inputs the model part reads (:func:`inputs_copy`), the model part's
 files (:func:`model_part_objects`) and the join (:func:`join_parts`). Nothing here imports torch.
 """

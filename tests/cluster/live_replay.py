@@ -1,8 +1,8 @@
 """A campaign replayed live on the local cluster: the scheduler fires the milestones, people act through the REST API.
 
-:class:`LiveReplay` starts :class:`include.cluster.LocalCluster` on a demo copy of a campaign whose
+:class:`LiveReplay` starts :class:`devtools.cluster.LocalCluster` on a demo copy of a campaign whose
 milestones are a minute apart (:func:`tests.cluster.campaign.live_campaign_copy`), loads the demo data,
-and lets the stand-in participants of :mod:`include.demo.live` register, get their agreements approved
+and lets the stand-in participants of :mod:`devtools.demo.live` register, get their agreements approved
 and upload runs. Meanwhile it
 
 - kills a ``default`` worker with SIGKILL (its task processes too) as soon as one runs scoring
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from include.cluster import LocalCluster
+from devtools.cluster import LocalCluster
 
 UTC = dt.timezone.utc
 TERMINAL = {"success", "failed"}
@@ -40,7 +40,7 @@ def _quote(text: str) -> str:
 
 
 class ClusterApi:
-    """The REST calls the replay needs, on top of include.demo.live.AirflowApi's login."""
+    """The REST calls the replay needs, on top of devtools.demo.live.AirflowApi's login."""
 
     def __init__(self, api):
         self.api = api
@@ -121,9 +121,9 @@ class LiveReplay:
         self.say(line)
 
     def run(self, kill_one_of: list[str], timeout: float) -> ReplayOutcome:
-        from include.campaign import scoring
-        from include.demo.live import Organizer, Participants
-        from include.devstack import load_demo_data
+        from include.campaign import evaluation
+        from devtools.demo.live import Organizer, Participants
+        from devtools.devstack import load_demo_data
 
         started = time.monotonic()
         smtp_port = int(json.loads(self.cluster.env["AIRFLOW_CONN_SMTP_DEFAULT"])["port"])
@@ -152,10 +152,10 @@ class LiveReplay:
         leaderboards, evaluations, manifests = {}, {}, {}
         for task in campaign.tasks:
             manifests[task.id] = ctx.store.get_json(ctx.layout.collection_manifest(task.id))
-            version = scoring.latest_version(ctx, task.id)
+            version = evaluation.latest_version(ctx, task.id)
             if version:
-                leaderboards[task.id] = scoring.read_leaderboard(ctx, task.id, version)
-                evaluations[task.id] = scoring.read_evaluation(ctx, task.id, version)
+                leaderboards[task.id] = evaluation.read_leaderboard(ctx, task.id, version)
+                evaluations[task.id] = evaluation.read_evaluation(ctx, task.id, version)
         return ReplayOutcome(
             campaign=campaign, dag_runs=dag_runs, task_instances=task_instances, leaderboards=leaderboards,
             evaluations=evaluations, manifests=manifests, outbox_keys=sorted(ctx.store.list_keys(ctx.layout.outbox_prefix())),

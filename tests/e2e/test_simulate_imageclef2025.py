@@ -1,4 +1,4 @@
-"""End to end: ``python -m include.cli simulate include/campaigns/imageclef2025.yaml`` with the demo data.
+"""End to end: ``python -m devtools.simulate include/campaigns/imageclef2025.yaml`` with the demo data.
 
 One real run of the command (its own moto S3, aiosmtpd and SQLite Airflow, every DAG through
 ``dag.test()``, a few minutes), then assertions on what it left: the JSON report of the final state
@@ -20,7 +20,7 @@ import pytest
 
 from include.campaign.config import load_campaign
 from include.campaign.teams import normalise_team_name, team_slug
-from include.demo import AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo, write_tree
+from devtools.demo import AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "include" / "campaigns" / "imageclef2025.yaml"
@@ -31,7 +31,7 @@ def simulated(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("simulate")
     report_path = workdir / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "include.cli", "simulate", str(CONFIG), "--workdir", str(workdir), "--report", str(report_path)],
+        [sys.executable, "-m", "devtools.simulate", str(CONFIG), "--workdir", str(workdir), "--report", str(report_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=1200,
     )
     report = json.loads(report_path.read_text()) if report_path.exists() else None
@@ -159,7 +159,7 @@ def test_leaderboards_show_the_intervals_and_groups_the_statistics_functions_giv
     import pandas as pd
 
     from include.campaign import statistics as st
-    from include.campaign.scoring import per_item_csv, task_metric_options
+    from include.campaign.evaluation import per_item_csv, task_metric_options
     from include.campaign.validation import validate_run
     from include.metrics import score_run
     from include.metrics.registry import METRICS

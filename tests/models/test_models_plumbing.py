@@ -45,7 +45,7 @@ import sys, pandas as pd
 from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder="dags")
 assert not bag.import_errors, bag.import_errors
-from include.campaign import results, scoring
+from include.campaign import evaluation, results
 from include.campaign.config import load_campaign
 from include.metrics import score_run
 from include.models import parts

@@ -27,7 +27,7 @@ def simulated(tmp_path_factory):
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     report_path = workdir / "report.json"
-    result = subprocess.run([sys.executable, "-m", "include.cli", "simulate", str(CONFIG), "--workdir", str(workdir / "run"),
+    result = subprocess.run([sys.executable, "-m", "devtools.simulate", str(CONFIG), "--workdir", str(workdir / "run"),
                              "--report", str(report_path), "--model-dir", str(workdir / "models")],
                             cwd=ROOT, env=environ, capture_output=True, text=True, timeout=1800)
     return {"result": result, "report": json.loads(report_path.read_text()) if report_path.exists() else None}

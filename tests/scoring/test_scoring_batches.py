@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from include.campaign import scoring
+from include.campaign import evaluation
 from include.campaign.config import load_campaign
 from include.metrics.registry import METRICS
 from include.models import parts
@@ -37,7 +37,7 @@ def test_caption_prediction_has_a_model_part_and_concept_detection_none():
 @pytest.mark.parametrize("count, limit, instances", [(1, 256, 1), (25, 256, 1), (49, 256, 1), (50, 256, 2), (300, 256, 12), (10000, 256, 256), (60, 2, 2)])
 def test_the_models_queue_scores_at_least_25_runs_per_instance_within_the_limit(count, limit, instances):
     assert parts.model_instances(count, limit) == instances
-    batches = scoring.batches(runs(count), parts.model_instances(count, limit))
+    batches = evaluation.batches(runs(count), parts.model_instances(count, limit))
     size = math.ceil(count / instances)
     assert len(batches) == math.ceil(count / size) <= limit
     assert all(len(b["runs"]) >= min(count, 25) for b in batches[:-1]) and [i for b in batches for i in b["runs"]] == runs(count)
@@ -46,29 +46,29 @@ def test_the_models_queue_scores_at_least_25_runs_per_instance_within_the_limit(
 @pytest.mark.parametrize("count, limit, size", [(1, 256, 1), (256, 256, 1), (257, 256, 2), (300, 256, 2), (1024, 256, 4), (5000, 256, 20), (5000, 1024, 5), (7, 3, 3)])
 def test_batches_keep_every_run_once_in_order_within_the_limit(count, limit, size):
     items = runs(count)
-    batches = scoring.batches(items, limit)
+    batches = evaluation.batches(items, limit)
     assert len(batches) <= limit and len(batches) == math.ceil(count / size)
     assert all(len(b["runs"]) == size for b in batches[:-1]) and 1 <= len(batches[-1]["runs"]) <= size
     assert [item for b in batches for item in b["runs"]] == items
 
 
 def test_a_batch_is_labelled_with_its_first_and_last_run():
-    single, = scoring.batches(runs(1), 256)
+    single, = evaluation.batches(runs(1), 256)
     assert single["label"] == "gans-detection: team-000/run-01"
-    first = scoring.batches(runs(50), 5)[0]
+    first = evaluation.batches(runs(50), 5)[0]
     assert first["label"] == "gans-detection: team-000/run-01 … team-000/run-10 (10 runs)"
-    mixed = scoring.batches(runs(2) + runs(2, task="caption-concept-detection"), 1)[0]
+    mixed = evaluation.batches(runs(2) + runs(2, task="caption-concept-detection"), 1)[0]
     assert mixed["label"] == "gans-detection: team-000/run-01 … caption-concept-detection: team-000/run-02 (4 runs)"
 
 
 def test_no_runs_no_batches():
-    assert scoring.batches([], 256) == []
+    assert evaluation.batches([], 256) == []
 
 
 def test_the_instance_limit_never_exceeds_max_map_length_and_refuses_nonsense():
-    assert scoring.max_instances(1024) == scoring.DEFAULT_MAX_INSTANCES == 256
-    assert scoring.max_instances(1024, "2000") == 1024
-    assert scoring.max_instances(100) == 100
-    assert scoring.max_instances(1024, "") == 256
-    with pytest.raises(scoring.ScoringError, match="at least 1"):
-        scoring.max_instances(1024, "0")
+    assert evaluation.max_instances(1024) == evaluation.DEFAULT_MAX_INSTANCES == 256
+    assert evaluation.max_instances(1024, "2000") == 1024
+    assert evaluation.max_instances(100) == 100
+    assert evaluation.max_instances(1024, "") == 256
+    with pytest.raises(evaluation.ScoringError, match="at least 1"):
+        evaluation.max_instances(1024, "0")
