@@ -86,9 +86,8 @@ def _prepare_airflow(workdir: Path, s3_json: str, smtp_json: str) -> None:
 
 def _simulate(args: argparse.Namespace, workdir: Path) -> int:
     from devtools.campaign_replay import Simulation, render_summary
-    from include.campaign.context import CampaignContext
+    from include.campaign.context import MODEL_DIR_VARIABLE, CampaignContext, model_dir_from_env
     from include.campaign.mail import SmtpSettings
-    from include.campaign.context import MODEL_DIR_VARIABLE, model_dir_from_env
     from include.campaign.store import ObjectStore, S3Settings
 
     store = ObjectStore(S3Settings.from_env())
