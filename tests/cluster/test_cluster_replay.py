@@ -92,6 +92,10 @@ def test_no_message_is_sent_twice(replays):
     assert [key[:2] for key, count in sent.items() if count > 1] == []
     assert len(messages) == len(live.outbox_keys), "one outbox marker per message"
     purposes = Counter(key.split("/")[2] for key in live.outbox_keys)
+    # Upload receipts come from the periodic submission check, which only the live clock fires (the
+    # dag.test() replay plays milestones, not periodic DAGs): how many depends on when its period falls.
+    # They are covered by the no-duplicate check above; every other purpose must match the replay.
+    purposes.pop("upload-receipt", None)
     assert purposes == Counter(replays["baseline"]["mail_by_purpose"]), (purposes, replays["baseline"]["mail_by_purpose"])
 
 
