@@ -217,6 +217,8 @@ def render_summary(report: SimulationReport, top: int = 5) -> str:
         others = Counter(row["status"] for row in board["rows"] if row["status"] != "ranked")
         lines.append(f"\n{task_id}: ranked by {metric or 'nothing computable'}; {len(ranked)} ranked runs"
                      + "".join(f", {count} {status}" for status, count in sorted(others.items())))
+        if board.get("note"):  # e.g. the primary metric's model is missing: which one, and how to fetch it
+            lines.append(f"  note: {board['note']}")
         for row in ranked[:top]:
             value = row["metrics"].get(metric) if metric else None
             shown = "n/c" if value is None else f"{value:.4f}"
