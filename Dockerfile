@@ -6,6 +6,8 @@
 # Two targets: `default` (the last stage, what `docker build .` makes: scheduler, API server, default
 # workers; no torch) and `models` (the same plus requirements-models.txt: torch CPU build, transformers,
 # bert-score, bleurt-pytorch, open_clip for BiomedCLIP), which compose's airflow-worker-models runs.
+# Neither installs requirements-dev.txt (tests, demo), and the dev wing devtools/ never enters the image
+# (.dockerignore; tests/dev_wing/test_dev_wing.py checks both).
 FROM apache/airflow:3.3.2-python3.11 AS base
 
 # The image installs Python packages as its `airflow` user. Naming apache-airflow==${AIRFLOW_VERSION}

@@ -160,6 +160,6 @@ def scoring_requests(context) -> list[dict]:
     return [{"task": params["task"], "teams": list(params.get("teams") or []), "runs": list(params.get("runs") or []), "reason": reason, "triggered_by": user}]
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_scoring_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_scoring_dag(str(_path), _campaign)

@@ -18,11 +18,11 @@ from typing import Any, Callable
 import yaml
 
 from devtools.dag_driver import DagDriver, RunResult
-from include.campaign.calendar import milestone_events, reminder_events
+from include.campaign.timeline import milestone_events, reminder_events
 from include.campaign.config import Campaign, parse_campaign
 from include.campaign.context import CampaignContext
 from devtools.compressed_calendar import replay_copy
-from include.campaign.statistics import interval_text
+from include.campaign.significance import interval_text
 from devtools.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc

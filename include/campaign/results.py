@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from include.campaign.evaluation import records, versioning
 from include.campaign.evaluation.diff import diff_evaluations
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
-from include.campaign.statistics import interval_text, settings_text
+from include.campaign.significance import interval_text, settings_text
 from include.campaign.teams import Notices
 
 logger = logging.getLogger(__name__)

@@ -60,7 +60,7 @@ class MetricSpec:
     compute: ComputeFunction
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # None: the value is the mean of the per-item values. Otherwise the metric has no per-item form:
-    # the name of the rule that makes its value from per-item components (include/campaign/statistics.py).
+    # the name of the rule that makes its value from per-item components (include/campaign/significance.py).
     corpus_statistic: str | None = None
 
     @property
