@@ -256,7 +256,7 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
 
 
 def print_calendar(path: Path, kind: str = "demo copy") -> None:
-    from include.campaign.calendar import milestone_events
+    from include.campaign.timeline import milestone_events
     from include.campaign.config import load_campaign
 
     campaign = load_campaign(path)

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from include.campaign.evaluation.versioning import versions as evaluation_versions
 from include.campaign.evaluation.records import DIFF_FILE, EVALUATION_FILE, LEADERBOARD_EXPORTS, LINEAGE_FILE, VERSION_FILE
-from include.campaign.calendar import milestone_events, reminder_events
+from include.campaign.timeline import milestone_events, reminder_events
 from include.campaign.config import MILESTONE_LABELS
 from include.campaign.context import CampaignContext
 from include.campaign.store import StoreError

@@ -7,7 +7,8 @@ listed in :mod:`.records`), and its leaderboard exports under ``leaderboards/<ta
 - :mod:`.records` the one module that reads and writes evaluation objects (version, run outputs,
   evaluation, diff, lineage, leaderboard) and the collection manifest it scores;
 - :mod:`.versioning` allocating a version (create-once), listing versions, the latest complete one;
-- :mod:`.planning` which runs to score, on which worker queue, in how many mapped instances;
+- :mod:`.planning` which runs to score, in how many mapped instances (which metrics run on which
+  worker queue, and the join of a run's two parts: ``include/models/parts.py``);
 - :mod:`.gold` the task's gold folder, downloaded once per process and content;
 - :mod:`.scoring` one run: validate, score, write its outputs (shared with the ``score`` command);
 - :mod:`.diff` what changed between two versions;
@@ -28,7 +29,7 @@ from include.campaign.evaluation.gold import GoldCopy, file_sha256, gold_copy
 from include.campaign.evaluation.scoring import (RunEvaluation, evaluate, invalid_reason, metric_specs, per_item_csv, run_coverage,
                                                  score_one, task_metric_options)
 from include.campaign.evaluation.lineage import code_version, library_versions
-from include.campaign.evaluation.planning import DEFAULT_MAX_INSTANCES, batches, max_instances, plan, scoring_queue
+from include.campaign.evaluation.planning import DEFAULT_MAX_INSTANCES, batches, max_instances, plan
 from include.campaign.evaluation.finalizing import FAILED_TASK_REASON, finalize
 
 __all__ = [
@@ -37,5 +38,5 @@ __all__ = [
     "code_version", "diff_evaluations", "evaluate", "file_sha256", "finalize", "gold_copy", "invalid_reason", "is_complete",
     "latest_version", "library_versions", "max_instances", "metric_specs", "new_version", "per_item_csv", "plan",
     "read_evaluation", "read_item_tables", "read_leaderboard", "read_manifest", "run_coverage", "run_prefix", "score_one",
-    "scoring_queue", "task_metric_options", "versions", "write_leaderboard",
+    "task_metric_options", "versions", "write_leaderboard",
 ]

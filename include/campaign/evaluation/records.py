@@ -91,11 +91,14 @@ def read_item_tables(ctx, board: leaderboards.Leaderboard, runs: list[dict]) -> 
     """The per-item tables (pandas, index = item id) of the ranked runs, from the versions that scored them."""
     import pandas as pd
 
+    from include.models.parts import item_table_names
+
     by_key = {(r["team"], r["run"]): r for r in runs}
     tables = {}
     for row in board.ranked:
         prefix = by_key.get((row.team, row.run), {}).get("files")
-        if prefix and ctx.store.exists(prefix + "per_item.csv"):
-            data = ctx.store.get_bytes(prefix + "per_item.csv")
-            tables[(row.team, row.run)] = pd.read_csv(io.BytesIO(data), index_col="item", dtype={"item": str})
+        parts = [pd.read_csv(io.BytesIO(ctx.store.get_bytes(prefix + name)), index_col="item", dtype={"item": str})
+                 for name in item_table_names() if prefix and ctx.store.exists(prefix + name)]
+        if parts:  # the CPU part's per-item scores, joined with the models queue's
+            tables[(row.team, row.run)] = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
     return tables

@@ -11,7 +11,7 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from include.campaign.config import Task
 from include.campaign.evaluation.gold import GoldCopy, gold_for_version
@@ -40,16 +40,25 @@ def task_metric_options(task: Task) -> dict[str, Any]:
     return dict(task.metric_options)
 
 
-def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
+def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None,
+             metrics: Iterable[str] | None = None, model_dir: str | Path | None = None,
+             inputs_dir: str | Path | None = None) -> RunEvaluation:
     """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
 
-    A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
+    ``metrics`` (default: all the task's) is the part to compute: the ``default`` queue computes the
+    CPU metrics, the ``models`` queue the model metrics (``include/models/parts.py``), with weights
+    under ``model_dir`` and test images under ``inputs_dir``. A broken gold folder is the organizers'
+    problem and raises :class:`ScoringError`.
     """
     from include.campaign.validation import GoldError, validate_run
     from include.metrics import resolve_options, score_run
+    from include.metrics.model_inputs import attach_sources
+    from include.models.parts import options_for
 
+    names = list(task.metrics) if metrics is None else list(metrics)
     try:
-        resolve_options(task.run_format, task_metric_options(task), task.metrics)
+        options, read = options_for(task_metric_options(task), task, names, model_dir)
+        resolve_options(task.run_format, options, task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
     missing = _missing_gold(task, Path(gold_dir))
@@ -64,7 +73,8 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     if outcome.report.get("verdict") != "valid":
         return RunEvaluation("invalid", outcome.report, outcome.text, reason=invalid_reason(outcome.report))
     try:
-        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, task_metric_options(task))
+        attach_sources(outcome.run, run_path, gold_dir, inputs_dir)  # image metrics read the files themselves
+        results = score_run(task.run_format, names, outcome.run, outcome.gold, read)
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
@@ -104,17 +114,24 @@ def invalid_reason(report: Mapping[str, Any]) -> str:
 
 
 
-def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
+def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: str | None = None) -> dict:
     """Validate and (if valid) score one collected run into the version; return its summary.
 
+    ``part`` None scores every metric; ``"cpu"`` only the metrics of the default queue (the report and
+    per-item scores as usual); ``"models"`` only the model metrics, written under ``models/`` of the
+    run's folder (the summary says ``part: models``; :func:`finalize` joins the two, see
+    ``include/models/parts.py``).
     Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
     whole-task problem (no gold, broken gold, a version already finalized).
     """
+    from include.models import parts  # the model part's hooks (imports no model library)
+
     task = known_task(ctx, task_id)
     gold = gold_for_version(ctx, task_id, version)
     if is_complete(ctx, task_id, version):
         raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
     limits = _validation_limits(ctx, task)
+    metrics = parts.part_metrics(task, part)
     with tempfile.TemporaryDirectory(prefix="run-") as scratch:
         run_path = Path(scratch) / segment(item["run"])
         sha256 = download_with_sha256(ctx.store, item["key"], run_path)
@@ -124,8 +141,15 @@ def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
                 "manifest says: it changed after collection, so it is not scored"))
             evaluation.report["error"] = evaluation.text = evaluation.reason
         else:
-            evaluation = evaluate(task, run_path, gold.folder, limits)
+            inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
+            evaluation = evaluate(task, run_path, gold.folder, limits, metrics=metrics, model_dir=getattr(ctx, "model_dir", None),
+                                  inputs_dir=inputs)
     summary = _summary(item, sha256, evaluation, gold, version)
+    if part == parts.MODELS_PART:
+        prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
+        for name, (data, content_type) in parts.model_part_objects(summary, evaluation, per_item_csv, dump_json).items():
+            ctx.store.put_bytes(prefix + name, data, content_type=content_type)
+        return {**summary, "part": parts.MODELS_PART}
     _write_run_outputs(ctx, task, version, summary, evaluation)
     return summary
 
