@@ -40,6 +40,12 @@ def pytest_configure(config):
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "clef-test-secret")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]))
+    # In-process DAG runs fork their task processes from this one. GNU OpenMP is not fork-safe: once a
+    # test has run torch here with a thread team, a forked task that runs torch waits forever for a team
+    # that does not exist in the child (the whole suite hung so). One OpenMP thread keeps this process
+    # fork-safe; production never runs torch in a process that forks tasks (the scheduler and the
+    # workers' supervisors do not import it: tests/models checks that).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_unconfigure(config):
