@@ -3,6 +3,8 @@
 Prints the DAG run's total time and splits it, measured side by side in this process, into the
 validation code, the metric code, and the rest (Airflow's task running and XCom, and object-store
 traffic): the share spent outside the metric code is what the pipeline costs on top of scoring.
+It also counts the S3 requests the DAG run made (every botocore API call in this process, by
+operation), per scored run.
 
     python benchmarks/scoring_dag.py [--runs 300] [--images 2000]
 
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +74,21 @@ def make_data(images: int, runs: int, seed: int = 7):
     return concepts_csv(gold), concepts_csv(manual), run_files
 
 
+def count_s3_calls() -> Counter:
+    """A counter of every S3 API call made from now on in this process (tasks run in-process), by operation."""
+    import botocore.client
+
+    calls: Counter = Counter()
+    original = botocore.client.BaseClient._make_api_call
+
+    def counted(client, operation_name, api_params):
+        calls[operation_name] += 1
+        return original(client, operation_name, api_params)
+
+    botocore.client.BaseClient._make_api_call = counted
+    return calls
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
@@ -114,9 +132,11 @@ def main() -> int:
     from dags.clef_dag_support.replay import DagDriver
 
     driver = DagDriver(work / "campaigns")
+    s3_calls = count_s3_calls()
     started = time.perf_counter()
     result = driver.run("bench_scoring", conf={"task": TASK, "teams": [], "runs": [], "reason": "benchmark"})
     total = time.perf_counter() - started
+    calls = dict(s3_calls)
     if not result.ok:
         print(f"scoring DAG run failed: {result.failed_tasks()}")
         return 1
@@ -148,6 +168,11 @@ def main() -> int:
     print(f"  validation code (validate_run, this process):         {validate_seconds:7.1f} s  {validate_seconds / total:6.1%}")
     print(f"  the rest: Airflow task running, XCom, S3 traffic:     {total - metric_seconds - validate_seconds:7.1f} s  {(total - metric_seconds - validate_seconds) / total:6.1%}")
     print(f"  share outside the metric code:                         {outside_metric:7.1f} s  {outside_metric / total:6.1%}")
+    print(f"  share outside the validation and metric code:          {total - metric_seconds - validate_seconds:7.1f} s  "
+          f"{(total - metric_seconds - validate_seconds) / total:6.1%}")
+    print(f"S3 requests during the DAG run: {sum(calls.values())} ({sum(calls.values()) / args.runs:.1f} per run); by operation:")
+    for operation, count in sorted(calls.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {operation:<28} {count:6d}  {count / args.runs:6.2f} per run")
     return 0
 
 
