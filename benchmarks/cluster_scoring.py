@@ -194,7 +194,7 @@ def main() -> int:
             staged = time.monotonic() - started
             seconds, instances = score_through_the_cluster(cluster, f"benchmark, {args.large_runs} runs", args.timeout)
             scored = [ti for ti in instances if ti["task_id"] == "score_run"]
-            from include.campaign import scoring as scoring_module
+            from include.campaign import evaluation as scoring_module
 
             version = scoring_module.latest_version(ctx, TASK)
             evaluation = scoring_module.read_evaluation(ctx, TASK, version)

@@ -164,7 +164,7 @@ def dag_states(ui: str, token: str, campaign_id: str) -> dict[str, str]:
 
 
 def every_run_scored(demo: "Demo", campaign: Path) -> list[str]:
-    from include.campaign import scoring
+    from include.campaign import evaluation
     from include.campaign.config import load_campaign
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
@@ -174,7 +174,7 @@ def every_run_scored(demo: "Demo", campaign: Path) -> list[str]:
     problems = []
     for task_id in TASKS:
         collected = store.get_json(ctx.layout.collection_manifest(task_id))["collected"]
-        evaluation = store.get_json(ctx.layout.evaluations(task_id, scoring.latest_version(ctx, task_id)) + scoring.EVALUATION_FILE)
+        evaluation = store.get_json(ctx.layout.evaluations(task_id, evaluation.latest_version(ctx, task_id)) + evaluation.EVALUATION_FILE)
         if {(r["team"], r["run"]) for r in evaluation["runs"]} != {(r["team"], r["run"]) for r in collected} or evaluation["missing"]:
             problems.append(f"{task_id}: {len(collected)} collected, {len(evaluation['runs'])} evaluated, missing {evaluation['missing']}")
     return problems

@@ -9,7 +9,7 @@ and 100 runs of different quality, written as the zip files participants upload.
 Figures, all from this process:
 1. scoring, metrics only: ``score_run`` (concept F1 and its manual variant) on every run, from
    the parsed run: the smallest part of scoring, so the most demanding baseline;
-2. scoring, the official path: ``include.campaign.scoring.evaluate`` (validation with its report,
+2. scoring, the official path: ``include.campaign.evaluation.evaluate`` (validation with its report,
    then the metrics) on ``--full-runs`` runs, scaled to all runs;
 3. statistics: ``significance_groups`` on the 100 runs' per-item scores with 10,000 resamples
    (bootstrap intervals of every run, then paired randomization tests and Holm rounds until every
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-runs", type=int, default=3, help="runs timed through evaluate() (validation + metrics)")
     args = parser.parse_args(argv)
     from include.campaign.config import load_campaign
-    from include.campaign.scoring import evaluate
+    from include.campaign.evaluation import evaluate
 
     task = load_campaign(ROOT / "include" / "campaigns" / "imageclef2025.yaml").task("caption-concept-detection")
     with tempfile.TemporaryDirectory(prefix="bench-stats-") as scratch:

@@ -56,19 +56,19 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             """Allocate the versions; return the batches of the default queue, keep the models queue's for the next task."""
             from airflow.sdk.configuration import conf
 
-            from include.campaign import scoring
+            from include.campaign import evaluation
 
             requests = scoring_requests(context)
             ctx = campaign_context(campaign_file)
             by_queue: dict[str, list[dict]] = {DEFAULT_QUEUE: [], MODELS_QUEUE: []}
             for request in requests:
-                version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
-                queue = scoring.scoring_queue(ctx.campaign.task(request["task"]))
-                for run in scoring.plan(ctx, request["task"], request["teams"], request["runs"]):
+                version = evaluation.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
+                queue = evaluation.scoring_queue(ctx.campaign.task(request["task"]))
+                for run in evaluation.plan(ctx, request["task"], request["teams"], request["runs"]):
                     by_queue[queue].append({**run, "task": request["task"], "version": version})
-            limit = scoring.max_instances(conf.getint("core", "max_map_length"), os.environ.get("CLEF_SCORING_MAX_INSTANCES"))
-            context["ti"].xcom_push(key=MODELS_QUEUE, value=scoring.batches(by_queue[MODELS_QUEUE], limit))
-            return scoring.batches(by_queue[DEFAULT_QUEUE], limit)
+            limit = evaluation.max_instances(conf.getint("core", "max_map_length"), os.environ.get("CLEF_SCORING_MAX_INSTANCES"))
+            context["ti"].xcom_push(key=MODELS_QUEUE, value=evaluation.batches(by_queue[MODELS_QUEUE], limit))
+            return evaluation.batches(by_queue[DEFAULT_QUEUE], limit)
 
         @task(task_id="plan_model_scoring")
         def plan_model_scoring(**context) -> list[dict]:
@@ -76,11 +76,11 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             return context["ti"].xcom_pull(task_ids="plan_scoring", key=MODELS_QUEUE) or []
 
         def score_runs(batch: dict) -> list[dict]:
-            from include.campaign import scoring
+            from include.campaign import evaluation
 
             label_map_index(batch["label"])
             ctx = campaign_context(campaign_file)
-            return [{**scoring.score_one(ctx, item["task"], item["version"], item), "task": item["task"], "version": item["version"]}
+            return [{**evaluation.score_one(ctx, item["task"], item["version"], item), "task": item["task"], "version": item["version"]}
                     for item in batch["runs"]]
 
         score_run = task(task_id="score_run", queue=DEFAULT_QUEUE, map_index_template="{{ label }}")(score_runs)
@@ -88,7 +88,7 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 
         @task(task_id="build_leaderboard", outlets=[alias], trigger_rule="all_done")
         def build_leaderboard(summaries, model_summaries, **context) -> list[dict]:
-            from include.campaign import results, scoring
+            from include.campaign import results, evaluation
 
             ctx = campaign_context(campaign_file)
             summaries = _flatten(summaries) + _flatten(model_summaries)
@@ -97,9 +97,9 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             planned = [item for batch in batches for item in batch["runs"]]
             outcomes = []
             for request in scoring_requests(context):
-                version = scoring.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
+                version = evaluation.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
                 mine = [s for s in (summaries or []) if s and s.get("task") == request["task"]]
-                outcome = scoring.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"],
+                outcome = evaluation.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"],
                                            planned=[item for item in planned if item.get("task") == request["task"]])
                 if outcome["missing"]:
                     log.warning("%s %s: %d collected run(s) have no score (%s); the results approval names them and their teams are told",

@@ -216,7 +216,7 @@ def airflow_environment(*, airflow_home: Path, database_url: str, broker_url: st
                         paused_at_creation: bool = True, heartbeat_timeout: int | None = None,
                         retry_delay_seconds: float | None = None) -> dict[str, str]:
     """The environment of every component: docker-compose.yaml's ``x-airflow-common``, on loopback."""
-    from include.campaign.scoring import DEFAULT_MAX_INSTANCES
+    from include.campaign.evaluation.planning import DEFAULT_MAX_INSTANCES
 
     # The driver is named: with SQLAlchemy 2.1, a bare postgresql:// means psycopg 3, which is not installed.
     result_backend = "db+" + database_url

@@ -193,15 +193,15 @@ class Simulation:
     # --- what happened -----------------------------------------------------------------------------
 
     def _collect_report(self, campaign: Campaign) -> None:
-        from include.campaign import scoring
+        from include.campaign import evaluation
 
         for task in campaign.tasks:
             manifest_key = self.ctx.layout.collection_manifest(task.id)
             if self.ctx.store.exists(manifest_key):
                 self.report.manifests[task.id] = self.ctx.store.get_json(manifest_key)
-            version = scoring.latest_version(self.ctx, task.id)
+            version = evaluation.latest_version(self.ctx, task.id)
             if version:
-                self.report.leaderboards[task.id] = scoring.read_leaderboard(self.ctx, task.id, version)
+                self.report.leaderboards[task.id] = evaluation.read_leaderboard(self.ctx, task.id, version)
         counts: Counter = Counter()
         for key in self.ctx.store.list_keys(self.ctx.layout.outbox_prefix()):
             counts[key.split("/")[2]] += 1

@@ -268,7 +268,7 @@ def build(task: Any, summaries: Iterable[Mapping[str, Any]], metric_specs: Seque
     """Rank the runs of one task.
 
     ``task`` is a task id or an object with ``id`` and ``title``; ``summaries`` are the per-run
-    summaries of :func:`include.campaign.scoring.score_one` (team, run, verdict, metrics,
+    summaries of :func:`include.campaign.evaluation.score_one` (team, run, verdict, metrics,
     not_computed); ``metric_specs`` are the registry specs of the task's metrics, primary first.
     """
     task_id, title = (task, task) if isinstance(task, str) else (task.id, getattr(task, "title", task.id))

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from include.campaign import scoring
+from include.campaign.evaluation import records, versioning
+from include.campaign.evaluation.diff import diff_evaluations
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
 from include.campaign.statistics import interval_text, settings_text
 from include.campaign.teams import Notices
@@ -42,8 +43,8 @@ def scoring_pending(ctx, task_ids: list[str]) -> list[str]:
         manifest = ctx.store.head(ctx.layout.collection_manifest(task_id))
         if manifest is None:
             continue
-        version = scoring.latest_version(ctx, task_id)
-        finished = ctx.store.head(ctx.layout.evaluations(task_id, version) + scoring.LINEAGE_FILE) if version else None
+        version = versioning.latest_version(ctx, task_id)
+        finished = ctx.store.head(ctx.layout.evaluations(task_id, version) + records.LINEAGE_FILE) if version else None
         if finished is None or finished.last_modified < manifest.last_modified:
             pending.append(task_id)
     return pending
@@ -52,11 +53,11 @@ def scoring_pending(ctx, task_ids: list[str]) -> list[str]:
 def summary(ctx, task_id: str) -> str:
     """The text shown in the approval step: version, counts, top of the leaderboard, publication state."""
     task = ctx.campaign.task(task_id)
-    version = scoring.latest_version(ctx, task_id)
+    version = versioning.latest_version(ctx, task_id)
     if version is None:
         return f"{task.title} ({task_id}): no complete evaluation yet; nothing to publish."
     lineage = _lineage(ctx, task_id, version)
-    board = scoring.read_leaderboard(ctx, task_id, version)
+    board = records.read_leaderboard(ctx, task_id, version)
     rows = board["rows"]
     counts = {status: sum(row["status"] == status for row in rows) for status in (RANKED, "not ranked", "invalid")}
     lines = [
@@ -70,7 +71,7 @@ def summary(ctx, task_id: str) -> str:
         lines.append(f"Ranked by {board['ranked_by']} ({'higher' if direction else 'lower'} is better).")
     if board.get("note"):
         lines.append(f"Note: {board['note']}")
-    lines += _missing_lines(ctx, task_id, scoring.read_evaluation(ctx, task_id, version))
+    lines += _missing_lines(ctx, task_id, records.read_evaluation(ctx, task_id, version))
     ranked = [row for row in rows if row["status"] == RANKED]
     if ranked:
         lines.append(f"Top {min(TOP_SHOWN, len(ranked))} of {len(ranked)} ranked runs:")
@@ -122,7 +123,7 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     ``CLEF_PUBLIC_BASE_URL`` environment variable) replaces presigned links with public ones.
     """
     task = ctx.campaign.task(task_id)
-    version = scoring.latest_version(ctx, task_id)
+    version = versioning.latest_version(ctx, task_id)
     if version is None:
         raise ResultsError(f"task {task_id}: no complete evaluation to publish; run the scoring DAG first")
     record = published(ctx, task_id)
@@ -132,8 +133,8 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     _copy_to_public(ctx, task_id, version)
     if record is None:
         _record_publication(ctx, task_id, version, since=None, approved_by=approved_by, reason="results release")
-    board = scoring.read_leaderboard(ctx, task_id, version)
-    evaluation = scoring.read_evaluation(ctx, task_id, version)
+    board = records.read_leaderboard(ctx, task_id, version)
+    evaluation = records.read_evaluation(ctx, task_id, version)
     link = public_link(ctx, task_id, public_base_url)
     notices = Notices(ctx, task_ids=(task_id,))
     report = _mail_report(task_id, version)
@@ -154,7 +155,7 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     record = published(ctx, task_id)
     if record is None:
         return {"task": task_id, "version": version, "published": False, "sent": [], "note": "results not published yet: nothing e-mailed"}
-    if not scoring.is_complete(ctx, task_id, version):
+    if not versioning.is_complete(ctx, task_id, version):
         raise ResultsError(f"task {task_id}: evaluation {version} is not complete; finalize it before notifying teams")
     if _number_of(version) < _number_of(record["version"]):
         raise ResultsError(f"task {task_id}: {record['version']} is published; {version} is older and is not published over it")
@@ -167,9 +168,9 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     report: dict[str, Any] = {**_mail_report(task_id, version), "since": since, "published": True, "teams_changed": []}
     if since is None:
         return report
-    since_evaluation, evaluation = scoring.read_evaluation(ctx, task_id, since), scoring.read_evaluation(ctx, task_id, version)
-    since_board, board = scoring.read_leaderboard(ctx, task_id, since), scoring.read_leaderboard(ctx, task_id, version)
-    diff = scoring.diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
+    since_evaluation, evaluation = records.read_evaluation(ctx, task_id, since), records.read_evaluation(ctx, task_id, version)
+    since_board, board = records.read_leaderboard(ctx, task_id, since), records.read_leaderboard(ctx, task_id, version)
+    diff = diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
     link = public_link(ctx, task_id, public_base_url)
     report["teams_changed"] = diff["teams_changed"]
     notices = Notices(ctx, task_ids=(task_id,))
@@ -211,7 +212,7 @@ def _copy_to_public(ctx, task_id: str, version: str) -> list[str]:
     source = ctx.layout.leaderboards(task_id, version)
     target = ctx.layout.public_leaderboards(task_id)
     keys = []
-    for name, _ in scoring.LEADERBOARD_EXPORTS.values():
+    for name, _ in records.LEADERBOARD_EXPORTS.values():
         for destination in (target + name, target + f"{version}/{name}"):
             ctx.store.copy(source + name, destination)
             keys.append(destination)
@@ -229,7 +230,7 @@ def _record_publication(ctx, task_id: str, version: str, since: str | None, appr
 
 def public_link(ctx, task_id: str, public_base_url: str | None = None) -> str:
     """The public HTML leaderboard: under the configured base URL, else a presigned GET link."""
-    key = ctx.layout.public_leaderboards(task_id) + scoring.LEADERBOARD_EXPORTS["html"][0]
+    key = ctx.layout.public_leaderboards(task_id) + records.LEADERBOARD_EXPORTS["html"][0]
     base = public_base_url or os.environ.get("CLEF_PUBLIC_BASE_URL")
     if base:
         return f"{base.rstrip('/')}/{key}"
@@ -293,11 +294,9 @@ REPORT_LINES = 10  # the first problems of an invalid run's validation report, i
 
 def _report_lines(ctx, task_id: str, evaluation: Mapping[str, Any], team: str, row: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
     """For an invalid run: its first problems, each with file, line and rule, from its validation report."""
-    from include.campaign.scoring import run_prefix
-
     if row["status"] != "invalid":
         return []
-    key = run_prefix(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"]) + "report.json"
+    key = records.run_prefix(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"]) + "report.json"
     if not ctx.store.exists(key):
         return []
     lines = []
@@ -400,8 +399,8 @@ def _number(value: float | None) -> str:
 
 
 def _number_of(version: str) -> int:
-    return int(scoring.VERSION_NAME.match(version).group(1))
+    return int(versioning.VERSION_NAME.match(version).group(1))
 
 
 def _lineage(ctx, task_id: str, version: str) -> dict:
-    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + scoring.LINEAGE_FILE)
+    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + records.LINEAGE_FILE)

@@ -211,7 +211,7 @@ class PublicValidator:
 
     def gold(self):
         if self._gold is None:
-            from include.campaign.scoring import gold_copy
+            from include.campaign.evaluation.gold import gold_copy
             from include.campaign.validation.gold import gold_entry
 
             folder = gold_copy(self.ctx, self.task.id).folder

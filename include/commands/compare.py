@@ -1,7 +1,7 @@
 """``compare --task T --gold G RUN_A RUN_B``: is run A significantly better than run B on the same items?
 
 Participants compare two of their development runs; organizers check a pair of official runs.
-Both runs are validated and scored with ``include.campaign.scoring.evaluate`` (the official code),
+Both runs are validated and scored with ``include.campaign.evaluation.evaluate`` (the official code),
 then compared on the task's primary metric (``--metric`` for another one) with the tests the
 leaderboards use (``include/campaign/statistics.py``): a paired randomization test, a paired
 bootstrap test with the interval of the difference, each run's bootstrap interval, and for
@@ -100,7 +100,7 @@ def _score(campaign, task, run_path: str, gold: str, metric: str, form: str) -> 
     import pandas as pd
 
     from include.campaign import statistics as stats
-    from include.campaign.scoring import ScoringError, evaluate, per_item_csv
+    from include.campaign.evaluation import ScoringError, evaluate, per_item_csv
     from include.campaign.validation import RunLimits
 
     if not Path(run_path).is_file():

@@ -1,7 +1,7 @@
 """``score --task TASK --run FILE --gold DIR``: validate one run, score it, print the scores as JSON.
 
 Participants score their development runs with it; organizers re-check one run. It shares
-``include.campaign.scoring.evaluate`` with the scoring DAG, so the numbers are the official
+``include.campaign.evaluation.evaluate`` with the scoring DAG, so the numbers are the official
 ones. Output: ``{"task", "primary", "metrics": {name: value or null}}`` plus, when a metric
 could not be computed, ``"not_computed": {name: reason}``. ``--per-item FILE`` also writes
 the per-item values as CSV (one row per item, one column per metric).
@@ -73,7 +73,7 @@ def scores_document(task, results) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from include.campaign.scoring import ScoringError, evaluate, per_item_csv
+    from include.campaign.evaluation import ScoringError, evaluate, per_item_csv
     from include.campaign.validation import RunLimits
 
     try:

@@ -14,7 +14,7 @@ from include.campaign.config import MILESTONE_LABELS
 from include.campaign.context import CampaignContext
 from include.campaign.layout import SPLITS
 from include.campaign.release import SPLIT_LABELS, release_record, run_names
-from include.campaign.scoring import LEADERBOARD_EXPORTS
+from include.campaign.evaluation.records import LEADERBOARD_EXPORTS
 from include.campaign.teams import agreement_status, describe_moment, may_receive_data
 
 PUBLIC_DATES = ("registration_opens", "registration_closes", "dev_data_release", "test_data_release", "run_deadline", "results_release")

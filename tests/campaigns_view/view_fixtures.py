@@ -90,9 +90,9 @@ def stage_gold(ctx: CampaignContext, task: str) -> None:
 
 def score(ctx: CampaignContext, task: str, reason: str = "runs collected at the deadline", by: str = "asset event") -> dict:
     """What the scoring DAG does: plan, allocate, score each run, finalize."""
-    from include.campaign import scoring
+    from include.campaign import evaluation
 
-    items = scoring.plan(ctx, task)
-    version = scoring.new_version(ctx, task, reason, by)
-    summaries = [scoring.score_one(ctx, task, version, item) for item in items]
-    return scoring.finalize(ctx, task, version, summaries, reason, by)
+    items = evaluation.plan(ctx, task)
+    version = evaluation.new_version(ctx, task, reason, by)
+    summaries = [evaluation.score_one(ctx, task, version, item) for item in items]
+    return evaluation.finalize(ctx, task, version, summaries, reason, by)

@@ -121,7 +121,7 @@ class LiveReplay:
         self.say(line)
 
     def run(self, kill_one_of: list[str], timeout: float) -> ReplayOutcome:
-        from include.campaign import scoring
+        from include.campaign import evaluation
         from include.demo.live import Organizer, Participants
         from include.devstack import load_demo_data
 
@@ -152,10 +152,10 @@ class LiveReplay:
         leaderboards, evaluations, manifests = {}, {}, {}
         for task in campaign.tasks:
             manifests[task.id] = ctx.store.get_json(ctx.layout.collection_manifest(task.id))
-            version = scoring.latest_version(ctx, task.id)
+            version = evaluation.latest_version(ctx, task.id)
             if version:
-                leaderboards[task.id] = scoring.read_leaderboard(ctx, task.id, version)
-                evaluations[task.id] = scoring.read_evaluation(ctx, task.id, version)
+                leaderboards[task.id] = evaluation.read_leaderboard(ctx, task.id, version)
+                evaluations[task.id] = evaluation.read_evaluation(ctx, task.id, version)
         return ReplayOutcome(
             campaign=campaign, dag_runs=dag_runs, task_instances=task_instances, leaderboards=leaderboards,
             evaluations=evaluations, manifests=manifests, outbox_keys=sorted(ctx.store.list_keys(ctx.layout.outbox_prefix())),

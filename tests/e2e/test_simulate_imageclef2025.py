@@ -135,7 +135,7 @@ def test_leaderboards_show_the_intervals_and_groups_the_statistics_functions_giv
     import pandas as pd
 
     from include.campaign import statistics as st
-    from include.campaign.scoring import per_item_csv, task_metric_options
+    from include.campaign.evaluation import per_item_csv, task_metric_options
     from include.campaign.validation import validate_run
     from include.metrics import score_run
     from include.metrics.registry import METRICS

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from include.campaign import results, scoring
+from include.campaign import results, evaluation
 from include.campaign.collection import collect
 from include.campaign.context import CampaignContext
 from include.campaign.registration import intake
@@ -191,7 +191,7 @@ def test_scoring_and_results_stop_within_bound_and_complete_on_rerun(ctx, faulty
     faults.heal()
     outcome = score_task(faulty_ctx, "alpha")
     version = outcome["version"]
-    board = scoring.read_leaderboard(ctx, "alpha", version)
+    board = evaluation.read_leaderboard(ctx, "alpha", version)
     assert sorted((row["team"], row["run"]) for row in board["rows"]) == [("team-a", "perfect"), ("team-b", "noisy")]
 
     mailbox.clear()

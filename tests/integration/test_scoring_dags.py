@@ -159,7 +159,7 @@ def test_a_run_whose_scoring_task_dies_is_named_and_its_team_told_why(world):
     """A worker that cannot read the run: ``score_run`` fails (after its retries), the version still
     completes, the run is listed as not scored with the reason, the approval names it, its team hears."""
     from include.campaign import results
-    from include.campaign.scoring import FAILED_TASK_REASON
+    from include.campaign.evaluation import FAILED_TASK_REASON
 
     simulation, store, recorder = world["simulation"], world["store"], world["recorder"]
     task = "multimodal-reasoning"

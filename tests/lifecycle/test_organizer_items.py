@@ -27,7 +27,7 @@ def test_the_closing_summary_counts_rejected_registrations(ctx, mailbox):
 
 def test_results_lines_of_an_invalid_run_name_file_line_and_rule(ctx):
     from include.campaign.results import _report_lines
-    from include.campaign.scoring import run_prefix
+    from include.campaign.evaluation import run_prefix
 
     report = {"verdict": "invalid", "rules_broken": [
         {"rule": "label.allowed", "description": "label is 0 or 1", "count": 2,

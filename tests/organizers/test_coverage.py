@@ -5,7 +5,7 @@ import json
 
 from include.campaign import leaderboard
 from include.campaign.config import load_campaign
-from include.campaign.scoring import evaluate, run_coverage
+from include.campaign.evaluation import evaluate, run_coverage
 from include.metrics.registry import get_metric
 
 QUESTIONS = [("q1", "de", "A"), ("q2", "de", "C"), ("q3", "fr", "B"), ("q4", "fr", "D"), ("q5", "fr", "A")]

@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from include.campaign.config import load_campaign
-from include.campaign.scoring import ScoringError, evaluate
+from include.campaign.evaluation import ScoringError, evaluate
 
 
 def concepts_run(folder, lines: list[str]):

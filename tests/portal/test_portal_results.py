@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from include.campaign import collection, results, scoring
+from include.campaign import collection, results, evaluation
 
 from tests.portal.conftest import register_team, sign_in, stage_and_release, valid_run
 
@@ -14,9 +14,9 @@ def _score(ctx, task_id: str) -> dict:
     """What the collection and scoring DAGs do at the deadline, with the clock just after it."""
     later = dataclasses.replace(ctx, clock=lambda: ctx.campaign.milestone_time("run_deadline", task_id) + dt.timedelta(minutes=1))
     collection.collect(later, task_id)
-    version = scoring.new_version(later, task_id, "deadline", "test")
-    summaries = [scoring.score_one(later, task_id, version, item) for item in scoring.plan(later, task_id)]
-    return scoring.finalize(later, task_id, version, summaries, "deadline", "test")
+    version = evaluation.new_version(later, task_id, "deadline", "test")
+    summaries = [evaluation.score_one(later, task_id, version, item) for item in evaluation.plan(later, task_id)]
+    return evaluation.finalize(later, task_id, version, summaries, "deadline", "test")
 
 
 def test_scores_and_rank_appear_only_after_publication_and_only_the_teams_own(client, ctx, store, mailbox):

@@ -13,7 +13,7 @@ import re
 import zipfile
 from html.parser import HTMLParser
 
-from include.campaign import scoring
+from include.campaign import evaluation
 
 CAMPAIGN_YAML = """
 id: democlef
@@ -76,10 +76,10 @@ def register(ctx, team: str, email: str, name: str | None = None) -> None:
 
 def score_task(ctx, task_id: str, reason: str = "runs collected", by: str = "asset runs/test", teams=None, runs=None) -> dict:
     """What the scoring DAG does: plan, allocate, score each run, finalize."""
-    items = scoring.plan(ctx, task_id, teams, runs)
-    version = scoring.new_version(ctx, task_id, reason, by)
-    summaries = [scoring.score_one(ctx, task_id, version, item) for item in items]
-    return scoring.finalize(ctx, task_id, version, summaries, reason, by)
+    items = evaluation.plan(ctx, task_id, teams, runs)
+    version = evaluation.new_version(ctx, task_id, reason, by)
+    summaries = [evaluation.score_one(ctx, task_id, version, item) for item in items]
+    return evaluation.finalize(ctx, task_id, version, summaries, reason, by)
 
 
 # --- run and gold files ----------------------------------------------------------------------------

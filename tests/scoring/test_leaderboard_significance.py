@@ -14,7 +14,7 @@ import random
 import pandas as pd
 import pytest
 
-from include.campaign import leaderboard, results, scoring
+from include.campaign import leaderboard, results, evaluation as scoring
 from include.campaign import statistics as st
 from include.metrics.registry import METRICS
 from scoring_fixtures import collect, gans_gold, gans_run, read_html, register, score_task, stage_gold

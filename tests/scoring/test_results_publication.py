@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from include.campaign import results, scoring
+from include.campaign import results, evaluation
 from scoring_fixtures import GANS_GOLD, collect, gans_gold, gans_run, register, score_task, stage_gold
 
 TASK = "gans-detection"
@@ -107,8 +107,8 @@ def test_a_rescore_after_publication_mails_only_the_teams_whose_scores_changed(s
     report = results.notify_rescore(scored, TASK, outcome["version"], "gold label of image 8 corrected")
     assert sorted(report["sent"]) == ["team-b", "team-c"] and len(mailbox.messages) == 2
     assert mailbox.to(EMAILS["team-a"]) == []
-    old = scoring.read_evaluation(scored, TASK, "v0001")["runs"]
-    new = scoring.read_evaluation(scored, TASK, "v0002")["runs"]
+    old = evaluation.read_evaluation(scored, TASK, "v0001")["runs"]
+    new = evaluation.read_evaluation(scored, TASK, "v0002")["runs"]
     kappa = {(r["run"], version): r["metrics"]["gans_kappa"] for version, runs in (("old", old), ("new", new)) for r in runs if r["verdict"] == "valid"}
     subject, body = body_of(mailbox, EMAILS["team-b"])
     assert "your scores in GANs & detection changed" in subject

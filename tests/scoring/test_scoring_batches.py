@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from include.campaign import scoring
+from include.campaign import evaluation
 from include.campaign.config import load_campaign
 from include.metrics.registry import METRICS
 
@@ -20,40 +20,40 @@ def runs(count: int, task: str = "gans-detection", per_team: int = 10) -> list[d
 @pytest.mark.parametrize("task", CAMPAIGN.tasks, ids=lambda task: task.id)
 def test_a_task_is_scored_on_models_exactly_when_one_of_its_metrics_needs_a_model(task):
     needs_model = any(METRICS[name].needs_model for name in task.metrics)
-    assert scoring.scoring_queue(task) == ("models" if needs_model else "default")
+    assert evaluation.scoring_queue(task) == ("models" if needs_model else "default")
 
 
 def test_caption_prediction_goes_to_models_and_concept_detection_to_default():
-    assert scoring.scoring_queue(CAMPAIGN.task("caption-prediction")) == "models"
-    assert scoring.scoring_queue(CAMPAIGN.task("caption-concept-detection")) == "default"
+    assert evaluation.scoring_queue(CAMPAIGN.task("caption-prediction")) == "models"
+    assert evaluation.scoring_queue(CAMPAIGN.task("caption-concept-detection")) == "default"
 
 
 @pytest.mark.parametrize("count, limit, size", [(1, 256, 1), (256, 256, 1), (257, 256, 2), (300, 256, 2), (1024, 256, 4), (5000, 256, 20), (5000, 1024, 5), (7, 3, 3)])
 def test_batches_keep_every_run_once_in_order_within_the_limit(count, limit, size):
     items = runs(count)
-    batches = scoring.batches(items, limit)
+    batches = evaluation.batches(items, limit)
     assert len(batches) <= limit and len(batches) == math.ceil(count / size)
     assert all(len(b["runs"]) == size for b in batches[:-1]) and 1 <= len(batches[-1]["runs"]) <= size
     assert [item for b in batches for item in b["runs"]] == items
 
 
 def test_a_batch_is_labelled_with_its_first_and_last_run():
-    single, = scoring.batches(runs(1), 256)
+    single, = evaluation.batches(runs(1), 256)
     assert single["label"] == "gans-detection: team-000/run-01"
-    first = scoring.batches(runs(50), 5)[0]
+    first = evaluation.batches(runs(50), 5)[0]
     assert first["label"] == "gans-detection: team-000/run-01 … team-000/run-10 (10 runs)"
-    mixed = scoring.batches(runs(2) + runs(2, task="caption-concept-detection"), 1)[0]
+    mixed = evaluation.batches(runs(2) + runs(2, task="caption-concept-detection"), 1)[0]
     assert mixed["label"] == "gans-detection: team-000/run-01 … caption-concept-detection: team-000/run-02 (4 runs)"
 
 
 def test_no_runs_no_batches():
-    assert scoring.batches([], 256) == []
+    assert evaluation.batches([], 256) == []
 
 
 def test_the_instance_limit_never_exceeds_max_map_length_and_refuses_nonsense():
-    assert scoring.max_instances(1024) == scoring.DEFAULT_MAX_INSTANCES == 256
-    assert scoring.max_instances(1024, "2000") == 1024
-    assert scoring.max_instances(100) == 100
-    assert scoring.max_instances(1024, "") == 256
-    with pytest.raises(scoring.ScoringError, match="at least 1"):
-        scoring.max_instances(1024, "0")
+    assert evaluation.max_instances(1024) == evaluation.DEFAULT_MAX_INSTANCES == 256
+    assert evaluation.max_instances(1024, "2000") == 1024
+    assert evaluation.max_instances(100) == 100
+    assert evaluation.max_instances(1024, "") == 256
+    with pytest.raises(evaluation.ScoringError, match="at least 1"):
+        evaluation.max_instances(1024, "0")

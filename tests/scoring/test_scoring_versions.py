@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from include.campaign import scoring
+from include.campaign import evaluation as scoring
 from scoring_fixtures import (
     GANS_GOLD, collect, concepts_gold, concepts_run, captions_run, gans_gold, gans_run, rows_from_csv, rows_from_html,
     rows_from_json, rows_from_latex, score_task, stage_gold, topicto_json,
@@ -30,7 +30,7 @@ RUNS = {
 
 def is_commit_of_this_checkout(commit: str) -> bool:
     """The commit is HEAD or one of its ancestors (others may commit while the tests run)."""
-    answer = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=Path(scoring.__file__).parents[2])
+    answer = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=Path(scoring.__file__).parents[3])
     return answer.returncode == 0
 
 

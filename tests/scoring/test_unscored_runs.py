@@ -1,7 +1,7 @@
 """A run whose scoring task died never disappears: the approval names it, its team is told why."""
 from __future__ import annotations
 
-from include.campaign import results, scoring
+from include.campaign import results, evaluation
 from scoring_fixtures import GANS_GOLD, collect, gans_gold, gans_run, register, stage_gold
 
 TASK = "gans-detection"
@@ -17,10 +17,10 @@ EMAILS = {"team-a": "alice@a.example", "team-b": "bob@b.example", "team-c": "car
 
 def score_with_dead_tasks(ctx, dead=DIED, reason="runs collected", teams=None) -> dict:
     """What the scoring DAG does when some mapped ``score_run`` instances fail: no summary for them."""
-    planned = scoring.plan(ctx, TASK, teams)
-    version = scoring.new_version(ctx, TASK, reason, "asset runs/test")
-    summaries = [None if (item["team"], item["run"]) in dead else scoring.score_one(ctx, TASK, version, item) for item in planned]
-    return scoring.finalize(ctx, TASK, version, summaries, reason, "asset runs/test", planned=planned)
+    planned = evaluation.plan(ctx, TASK, teams)
+    version = evaluation.new_version(ctx, TASK, reason, "asset runs/test")
+    summaries = [None if (item["team"], item["run"]) in dead else evaluation.score_one(ctx, TASK, version, item) for item in planned]
+    return evaluation.finalize(ctx, TASK, version, summaries, reason, "asset runs/test", planned=planned)
 
 
 def prepared(ctx):
@@ -34,7 +34,7 @@ def prepared(ctx):
 def test_a_run_whose_scoring_task_died_is_listed_with_the_reason(mail_ctx):
     outcome = prepared(mail_ctx)
     assert outcome["missing"] == ["team-b/bravo-2", "team-c/charlie"]
-    missing = scoring.read_evaluation(mail_ctx, TASK, outcome["version"])["missing"]
+    missing = evaluation.read_evaluation(mail_ctx, TASK, outcome["version"])["missing"]
     assert all("scoring stopped before it produced a score" in m["reason"] and m["since"] == "v0001" for m in missing)
 
 
@@ -75,7 +75,7 @@ def test_a_rescore_of_the_unscored_runs_completes_the_evaluation_and_tells_those
 def test_a_run_still_unscored_in_a_later_version_keeps_its_reason_and_since(mail_ctx):
     prepared(mail_ctx)
     outcome = score_with_dead_tasks(mail_ctx, dead=set(), reason="team-a asked", teams=["team-a"])
-    missing = {(m["team"], m["run"]): m for m in scoring.read_evaluation(mail_ctx, TASK, outcome["version"])["missing"]}
+    missing = {(m["team"], m["run"]): m for m in evaluation.read_evaluation(mail_ctx, TASK, outcome["version"])["missing"]}
     assert set(missing) == DIED and {m["since"] for m in missing.values()} == {"v0001"}
     assert "missing since v0001" in results.summary(mail_ctx, TASK)
 
@@ -89,6 +89,6 @@ def test_a_rescore_whose_task_died_keeps_no_older_score_and_names_the_run(mail_c
     stage_gold(mail_ctx, TASK, gans_gold({**GANS_GOLD, "8": 1}))  # the gold changed: the old score of bravo-2 is wrong now
     outcome = score_with_dead_tasks(mail_ctx, dead={("team-b", "bravo-2")}, reason="gold fixed", teams=["team-b"])
     assert outcome["missing"] == ["team-b/bravo-2"]
-    runs = {(r["team"], r["run"]): r for r in scoring.read_evaluation(mail_ctx, TASK, outcome["version"])["runs"]}
+    runs = {(r["team"], r["run"]): r for r in evaluation.read_evaluation(mail_ctx, TASK, outcome["version"])["runs"]}
     assert ("team-b", "bravo-2") not in runs and runs[("team-a", "alpha")]["scored_in"] == "v0001"
     assert "team-b / bravo-2: its scoring stopped" in results.summary(mail_ctx, TASK)

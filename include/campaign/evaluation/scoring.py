@@ -1,0 +1,227 @@
+"""Scoring one run: validate it against the gold, score it with the task's metrics, write its outputs.
+
+The DAG's mapped tasks call :func:`score_one` once per run; the ``score`` command and
+:func:`score_one` share :func:`evaluate`, so a participant's local score equals the official one.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from include.campaign.config import Task
+from include.campaign.evaluation.gold import GoldCopy, gold_for_version
+from include.campaign.evaluation.records import ScoringError, known_task, run_prefix
+from include.campaign.evaluation.versioning import is_complete
+from include.campaign.layout import segment
+from include.campaign.store import dump_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunEvaluation:
+    """One run's validation report and, when it is valid, its metric results."""
+
+    verdict: str  # valid | invalid | error
+    report: dict[str, Any]
+    text: str
+    results: dict[str, Any] = field(default_factory=dict)  # metric name -> MetricResult
+    reason: str = ""
+
+
+def task_metric_options(task: Task) -> dict[str, Any]:
+    """The task's ``metric_options`` as written: option names flat (for every metric that reads
+    them) or grouped under a metric name (for that metric only); ``include.metrics`` resolves them."""
+    return dict(task.metric_options)
+
+
+def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
+    """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
+
+    A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
+    """
+    from include.campaign.validation import GoldError, validate_run
+    from include.metrics import resolve_options, score_run
+
+    try:
+        resolve_options(task.run_format, task_metric_options(task), task.metrics)
+    except ValueError as exc:  # the campaign file's fault, the same for every run
+        raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
+    missing = _missing_gold(task, Path(gold_dir))
+    if missing:
+        raise ScoringError(f"task {task.id}: the gold folder {gold_dir} lacks {'; '.join(fix for _, fix in missing)}")
+    try:
+        outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits, task.id, task.format_options)
+    except GoldError as exc:
+        raise ScoringError(f"task {task.id}: the gold folder cannot be read: {exc}") from None
+    except Exception as exc:  # a validator fault on one run must not stop the other runs
+        return _error_evaluation("validation", exc)
+    if outcome.report.get("verdict") != "valid":
+        return RunEvaluation("invalid", outcome.report, outcome.text, reason=invalid_reason(outcome.report))
+    try:
+        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, task_metric_options(task))
+    except Exception as exc:
+        return _error_evaluation("scoring", exc, outcome.report, outcome.text)
+    return RunEvaluation("valid", outcome.report, outcome.text, results)
+
+
+def _missing_gold(task: Task, folder: Path) -> list[tuple[str, str]]:
+    """The required gold files (for the task's metrics) absent from ``folder``; none when it is no folder
+    (the validator reports that)."""
+    from include.campaign.validation.gold import missing_gold_files
+
+    if not folder.is_dir():
+        return []
+    present = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+    return missing_gold_files(task.run_format, present, task.metrics)
+
+
+def _error_evaluation(stage: str, exc: Exception, report: dict | None = None, text: str = "") -> RunEvaluation:
+    logger.exception("%s failed on one run", stage)
+    message = f"{stage} failed: {type(exc).__name__}: {exc}"
+    report = dict(report or {})
+    report.update({"verdict": "error", "error": message})
+    return RunEvaluation("error", report, (text + "\n" if text else "") + message + "\n", reason=message)
+
+
+def invalid_reason(report: Mapping[str, Any]) -> str:
+    """One line naming the broken rules of an invalid run, for leaderboards and summaries."""
+    rules: list[str] = []
+    for finding in report.get("rules_broken") or []:
+        if isinstance(finding, Mapping):
+            rules.append(str(finding.get("rule") or finding.get("description") or ""))
+        else:
+            rules.append(str(finding))
+    rules = [rule for rule in rules if rule]
+    if not rules:
+        return "invalid: see the validation report"
+    return f"invalid: {len(rules)} rule(s) broken ({', '.join(rules[:5])}{', ...' if len(rules) > 5 else ''})"
+
+
+
+def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
+    """Validate and (if valid) score one collected run into the version; return its summary.
+
+    Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
+    whole-task problem (no gold, broken gold, a version already finalized).
+    """
+    task = known_task(ctx, task_id)
+    gold = gold_for_version(ctx, task_id, version)
+    if is_complete(ctx, task_id, version):
+        raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
+    limits = _validation_limits(ctx, task)
+    with tempfile.TemporaryDirectory(prefix="run-") as scratch:
+        run_path = Path(scratch) / segment(item["run"])
+        sha256 = download_with_sha256(ctx.store, item["key"], run_path)
+        if item.get("sha256") and sha256 != item["sha256"]:
+            evaluation = RunEvaluation("error", {"verdict": "error"}, "", reason=(
+                f"the collected object {item['key']} has sha256 {sha256}, not {item['sha256']} as the collection "
+                "manifest says: it changed after collection, so it is not scored"))
+            evaluation.report["error"] = evaluation.text = evaluation.reason
+        else:
+            evaluation = evaluate(task, run_path, gold.folder, limits)
+    summary = _summary(item, sha256, evaluation, gold, version)
+    _write_run_outputs(ctx, task, version, summary, evaluation)
+    return summary
+
+
+_VERSION_GOLD: dict[tuple[str, str, str], GoldCopy] = {}
+
+
+
+def download_with_sha256(store, key: str, path: Path) -> str:
+    """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
+    return store.download_with_sha256(key, path)
+
+
+def _validation_limits(ctx, task: Task):
+    from include.campaign.validation import RunLimits
+
+    return RunLimits(**ctx.campaign.task_run_limits(task).model_dump())
+
+
+def _summary(item: Mapping[str, Any], sha256: str, evaluation: RunEvaluation, gold: GoldCopy, version: str) -> dict:
+    metrics = {name: _finite(result.value) for name, result in evaluation.results.items()}
+    not_computed = {name: (result.not_computed or "not computed: no value") for name, result in evaluation.results.items() if metrics[name] is None}
+    return {
+        "team": item["team"], "run": item["run"], "key": item["key"], "sha256": sha256,
+        "verdict": evaluation.verdict, "reason": evaluation.reason,
+        "metrics": metrics, "not_computed": not_computed,
+        "gold_fingerprint": gold.fingerprint, "scored_in": version,
+        "coverage": run_coverage(evaluation.report),
+    }
+
+
+def run_coverage(report: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """How many of the test items a run answered, from its validation counts (None when not counted)."""
+    counts = (report or {}).get("counts") or {}
+    if counts.get("ids_total") is None or counts.get("ids_covered") is None:
+        return None
+    return {"answered": int(counts["ids_covered"]), "total": int(counts["ids_total"])}
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation: RunEvaluation) -> None:
+    from include.metrics.registry import METRICS
+
+    detail = {
+        name: {
+            "value": summary["metrics"][name],
+            "not_computed": summary["not_computed"].get(name),
+            "breakdown": {k: _finite(v) for k, v in (result.breakdown or {}).items()},
+            "higher_is_better": METRICS[name].higher_is_better,
+        }
+        for name, result in evaluation.results.items()
+    }
+    objects = {
+        "report.json": (dump_json(evaluation.report), "application/json"),
+        "report.txt": ((evaluation.text or "").encode("utf-8"), "text/plain; charset=utf-8"),
+        "metrics.json": (dump_json({**{k: summary[k] for k in ("team", "run", "sha256", "verdict", "reason")}, "metrics": detail}), "application/json"),
+    }
+    if evaluation.results:
+        objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
+        summary["per_item_sha256"] = hashlib.sha256(objects["per_item.csv"][0]).hexdigest()
+    prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
+    for name, (data, content_type) in objects.items():
+        ctx.store.put_bytes(prefix + name, data, content_type=content_type)
+
+
+def per_item_csv(results: Mapping[str, Any]) -> str:
+    """Per-item scores of every metric that has them, one row per item, one column per metric.
+
+    A corpus-level metric (kappa, pooled Jaccard, WER) also gets one ``metric:component`` column per
+    item component its value is made of, so significance tests can resample items.
+    """
+    import pandas as pd
+
+    columns = {name: result.per_item for name, result in results.items() if result.per_item is not None}
+    for name, result in results.items():  # corpus-level metrics: their additive components (statistics.py)
+        components = getattr(result, "components", None)
+        for component in ([] if components is None else components.columns):
+            columns[f"{name}:{component}"] = components[component]
+    if not columns:
+        return "item\n"
+    table = pd.concat({name: series.groupby(level=0).first() for name, series in columns.items()}, axis=1)
+    table.index = table.index.astype(str)
+    table.index.name = "item"
+    return table.sort_index().to_csv(lineterminator="\n")
+
+
+
+
+def metric_specs(task: Task) -> list:
+    from include.metrics.registry import METRICS
+
+    return [METRICS[name] for name in task.metrics]
+
