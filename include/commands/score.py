@@ -73,8 +73,8 @@ def scores_document(task, results) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from include.campaign.context import Settings
     from include.campaign.evaluation import ScoringError, evaluate, per_item_csv
-    from include.campaign.validation import RunLimits
 
     try:
         campaign, task = find_task(args.config, args.task)
@@ -84,10 +84,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"run file {args.run} not found")
     if not Path(args.gold).is_dir():
         return usage_error(f"gold folder {args.gold} not found")
-    task_limits = campaign.task_run_limits(task)
-    limits = RunLimits(**{name: getattr(task_limits, name) for name in RunLimits.__dataclass_fields__})
     try:
-        evaluation = evaluate(task, args.run, args.gold, limits)
+        evaluation = evaluate(task, args.run, args.gold, campaign.task_run_limits(task), Settings.from_env().model_dir)
     except ScoringError as error:
         return usage_error(str(error))
     if evaluation.verdict == "invalid":

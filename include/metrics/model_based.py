@@ -1,25 +1,21 @@
 """Metrics that need a model (BERTScore, BLEURT, AlignScore, image-caption similarity, FID ...).
 
 They run on the ``models`` worker queue. Their weights cannot be downloaded on our machines, so
-a metric looks for each model it needs under a model directory (option ``model_dir``, else the
-environment variable ``CLEF_MODEL_DIR``), at ``<model_dir>/<model name>``. Without the weights
+a metric looks for each model it needs under a model directory (option ``model_dir``: the campaign
+file's, else the deployment's ``CLEF_MODEL_DIR`` that scoring passes in), at ``<model_dir>/<model name>``. Without the weights
 it reports "not computed: model X not available"; computing with the weights is a later issue,
 and until then a metric whose weights are present says so rather than inventing a number.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from include.metrics.result import MetricResult
 
-MODEL_DIR_VARIABLE = "CLEF_MODEL_DIR"
-
-
 def model_directory(options: Mapping[str, Any]) -> Path | None:
-    """Where model weights live, from the options or the environment; None when unset."""
-    configured = options.get("model_dir") or os.environ.get(MODEL_DIR_VARIABLE)
+    """Where model weights live (the ``model_dir`` option); None when unset."""
+    configured = options["model_dir"]
     return Path(configured) if configured else None
 
 

@@ -20,10 +20,10 @@ def test_present_weights_still_report_rather_than_invent(monkeypatch, tmp_path):
     model = tmp_path / "microsoft" / "deberta-xlarge-mnli"
     model.mkdir(parents=True)
     (model / "pytorch_model.bin").write_bytes(b"weights")
-    monkeypatch.setenv("CLEF_MODEL_DIR", str(tmp_path))
     run = pd.DataFrame({"ID": ["a"], "Caption": ["x"]})
     gold = {"captions": pd.DataFrame({"ID": ["a"], "Caption": ["x"]})}
-    results = score_run("caption-text-csv", ["caption_bertscore", "caption_relevance"], run, gold)
+    # The directory comes as the model_dir option (scoring passes the context's CLEF_MODEL_DIR).
+    results = score_run("caption-text-csv", ["caption_bertscore", "caption_relevance"], run, gold, {"model_dir": str(tmp_path)})
     assert results["caption_bertscore"].value is None
     assert "not implemented yet" in results["caption_bertscore"].not_computed
     # Relevance also needs the image-caption model, which is still absent.

@@ -13,15 +13,17 @@ from include.campaign.evaluation.records import ScoringError, known_task, read_m
 from include.metrics.registry import DEFAULT_QUEUE, MODELS_QUEUE
 
 
-def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iterable[str] | str | None = None) -> list[dict]:
+def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iterable[str] | str | None = None,
+         manifest_key: str | None = None) -> list[dict]:
     """The collected runs to score, from the collection manifest, optionally filtered.
 
     ``teams`` and ``runs`` are lists or comma/space separated text (an empty value means all); a run
     is named ``run`` (that run of every selected team) or ``team/run``. Names that match nothing are
     refused with the list of known ones, so a typo in the form never scores nothing silently.
+    ``manifest_key`` is the manifest the collection announced (the layout's place by default).
     """
     known_task(ctx, task_id)
-    collected = read_manifest(ctx, task_id).get("collected") or []
+    collected = read_manifest(ctx, task_id, manifest_key).get("collected") or []
     wanted_teams, wanted_runs = _names(teams), _names(runs)
     _refuse_unknown(task_id, "team", wanted_teams, {entry["team"] for entry in collected})
     _refuse_unknown(task_id, "run", wanted_runs, {entry["run"] for entry in collected} | {f"{e['team']}/{e['run']}" for e in collected})

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from include.campaign.config import Task
 from include.campaign.evaluation.gold import GoldCopy, gold_for_version
-from include.campaign.evaluation.records import ScoringError, known_task, run_prefix
+from include.campaign.evaluation.records import ScoringError, known_task, write_run_outputs
 from include.campaign.evaluation.versioning import is_complete
 from include.campaign.layout import segment
 from include.campaign.store import dump_json
@@ -40,16 +40,31 @@ def task_metric_options(task: Task) -> dict[str, Any]:
     return dict(task.metric_options)
 
 
-def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None) -> RunEvaluation:
+def metric_options(task: Task, model_dir: str | Path | None = None) -> dict[str, Any]:
+    """The options the task's metrics compute with: the campaign file's, plus the deployment's model
+    directory (``CampaignContext.settings.model_dir``) for the metrics that read one, unless the file sets it."""
+    from include.metrics.registry import METRICS
+
+    options = task_metric_options(task)
+    if model_dir and "model_dir" not in options and any("model_dir" in METRICS[name].options for name in task.metrics):
+        options["model_dir"] = str(model_dir)
+    return options
+
+
+def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None,
+             model_dir: str | Path | None = None) -> RunEvaluation:
     """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
 
-    A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
+    ``limits`` are the task's run limits (default: the defaults); ``model_dir`` where model-based
+    metrics find their weights. A broken gold folder is the organizers' problem and raises
+    :class:`ScoringError`.
     """
     from include.campaign.validation import GoldError, validate_run
     from include.metrics import resolve_options, score_run
 
+    options = metric_options(task, model_dir)
     try:
-        resolve_options(task.run_format, task_metric_options(task), task.metrics)
+        resolve_options(task.run_format, options, task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
     missing = _missing_gold(task, Path(gold_dir))
@@ -64,7 +79,7 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     if outcome.report.get("verdict") != "valid":
         return RunEvaluation("invalid", outcome.report, outcome.text, reason=invalid_reason(outcome.report))
     try:
-        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, task_metric_options(task))
+        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, options)
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
@@ -103,18 +118,40 @@ def invalid_reason(report: Mapping[str, Any]) -> str:
     return f"invalid: {len(rules)} rule(s) broken ({', '.join(rules[:5])}{', ...' if len(rules) > 5 else ''})"
 
 
-
 def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
     """Validate and (if valid) score one collected run into the version; return its summary.
 
     Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
     whole-task problem (no gold, broken gold, a version already finalized).
     """
+    return _score(ctx, _open_version(ctx, task_id, version), version, item)
+
+
+def score_batch(ctx, items: list[Mapping[str, Any]]) -> list[dict]:
+    """Score a mapped instance's runs (each item names its ``task`` and ``version``); each version is
+    checked once for the batch, not once per run. Summaries keep ``task`` and ``version``."""
+    opened: dict[tuple[str, str], tuple[Task, GoldCopy]] = {}
+    summaries = []
+    for item in items:
+        key = (item["task"], item["version"])
+        if key not in opened:
+            opened[key] = _open_version(ctx, *key)
+        summaries.append({**_score(ctx, opened[key], item["version"], item), "task": item["task"], "version": item["version"]})
+    return summaries
+
+
+def _open_version(ctx, task_id: str, version: str) -> tuple[Task, GoldCopy]:
+    """The task and the version's gold, once the version is known to exist and not to be complete."""
     task = known_task(ctx, task_id)
     gold = gold_for_version(ctx, task_id, version)
     if is_complete(ctx, task_id, version):
         raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
-    limits = _validation_limits(ctx, task)
+    return task, gold
+
+
+def _score(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, Any]) -> dict:
+    task, gold = opened
+    limits = ctx.campaign.task_run_limits(task)
     with tempfile.TemporaryDirectory(prefix="run-") as scratch:
         run_path = Path(scratch) / segment(item["run"])
         sha256 = download_with_sha256(ctx.store, item["key"], run_path)
@@ -124,25 +161,15 @@ def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
                 "manifest says: it changed after collection, so it is not scored"))
             evaluation.report["error"] = evaluation.text = evaluation.reason
         else:
-            evaluation = evaluate(task, run_path, gold.folder, limits)
+            evaluation = evaluate(task, run_path, gold.folder, limits, ctx.settings.model_dir)
     summary = _summary(item, sha256, evaluation, gold, version)
     _write_run_outputs(ctx, task, version, summary, evaluation)
     return summary
 
 
-_VERSION_GOLD: dict[tuple[str, str, str], GoldCopy] = {}
-
-
-
 def download_with_sha256(store, key: str, path: Path) -> str:
     """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
     return store.download_with_sha256(key, path)
-
-
-def _validation_limits(ctx, task: Task):
-    from include.campaign.validation import RunLimits
-
-    return RunLimits(**ctx.campaign.task_run_limits(task).model_dump())
 
 
 def _summary(item: Mapping[str, Any], sha256: str, evaluation: RunEvaluation, gold: GoldCopy, version: str) -> dict:
@@ -192,9 +219,7 @@ def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation:
     if evaluation.results:
         objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
         summary["per_item_sha256"] = hashlib.sha256(objects["per_item.csv"][0]).hexdigest()
-    prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
-    for name, (data, content_type) in objects.items():
-        ctx.store.put_bytes(prefix + name, data, content_type=content_type)
+    write_run_outputs(ctx, task.id, version, summary["team"], summary["run"], objects)
 
 
 def per_item_csv(results: Mapping[str, Any]) -> str:
@@ -216,8 +241,6 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
     table.index = table.index.astype(str)
     table.index.name = "item"
     return table.sort_index().to_csv(lineterminator="\n")
-
-
 
 
 def metric_specs(task: Task) -> list:
