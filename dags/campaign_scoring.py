@@ -26,7 +26,7 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
    valid, scores it with the task's metrics; an invalid run gets its report and is not ranked, and
    never fails the DAG run. Runs of tasks with a metric that needs a model go to `score_run_models`
    instead (planned by `plan_model_scoring`), on the `models` worker queue. Each has one instance
-   per run, up to 256 instances (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
+   per run, up to 16 instances (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
    `max_map_length`); with more runs, each instance scores a batch of consecutive runs
    (docs/scoring-batches.md);
 3. `build_leaderboard` (told the versions and the manifests by `plan_scoring`) writes the evaluation with its lineage (run and gold sha256, metric code

@@ -51,8 +51,10 @@ def _refuse_unknown(task_id: str, kind: str, wanted: set[str], known: set[str]) 
 # --- mapped instances: which queue, how many runs each (docs/scoring-batches.md) ----------------------
 
 # At most this many mapped scoring instances per queue and DAG run (CLEF_SCORING_MAX_INSTANCES, and
-# never more than Airflow's [core] max_map_length): more runs share an instance.
-DEFAULT_MAX_INSTANCES = 256
+# never more than Airflow's [core] max_map_length): more runs share an instance. An instance costs a
+# task start-up (about 2 s in benchmarks/scoring_dag.py, more on a Celery worker), several times one
+# run's validation and metrics: 16 instances keep 16 worker slots busy and pay that start-up 16 times.
+DEFAULT_MAX_INSTANCES = 16
 
 def scoring_queue(task: Task) -> str:
     """The worker queue that scores a task's runs: ``models`` when one of its metrics needs a model
