@@ -34,12 +34,12 @@ chromium:
 test: $(STAMP) $(WORDNET) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The distributed engine for real (include/cluster.py): about ten minutes; also part of `make test`.
+# The distributed engine for real (devtools/cluster.py): about ten minutes; also part of `make test`.
 cluster-test: $(STAMP) $(WORDNET) chromium
 	$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 demo: $(STAMP) $(WORDNET)
-	$(BIN)/python -m include.devstack
+	$(BIN)/python -m devtools.devstack
 
 benchmarks: $(STAMP) $(WORDNET)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -121,7 +121,7 @@ def main() -> None:
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings, template_environment
     from include.campaign.store import ObjectStore, S3Settings
-    from include.devstack import free_port
+    from devtools.devstack import free_port
 
     port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],

@@ -1,6 +1,6 @@
 """Scoring on the local cluster (CeleryExecutor, PostgreSQL, Redis): 300 runs with 1 and 2 default workers, and a 5,000-run task.
 
-Starts :class:`include.cluster.LocalCluster` with one campaign of one concept-detection task, stages
+Starts :class:`devtools.cluster.LocalCluster` with one campaign of one concept-detection task, stages
 gold and collected runs in its S3, and triggers ``bench_scoring`` through the REST API, as an
 organizer re-scoring by hand would:
 
@@ -159,8 +159,8 @@ def main() -> int:
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
-    from include.cluster import LocalCluster
-    from include.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
+    from devtools.cluster import LocalCluster
+    from devtools.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 
     work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     (work / "campaigns").mkdir()

@@ -1,7 +1,7 @@
 """How far and how fast the live demo gets on a loaded machine: a measurement, not a test.
 
 ``make demo`` twice lost its participants to one SQLite lock on a 2-core machine. This runs the same
-stack (``python -m include.devstack``: moto, SMTP, Airflow standalone on the embedded PostgreSQL, the
+stack (``python -m devtools.devstack``: moto, SMTP, Airflow standalone on the embedded PostgreSQL, the
 stand-in participants and organizer) with a campaign cut down to two tasks (one needs signed
 agreements, so the organizer's approvals go through the REST API), milestones 30 s apart, while one
 busy-looping process per CPU (``--burners``) loads the machine. It prints the time each stage was
@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from include.campaign.store import ObjectStore, S3Settings  # noqa: E402
-from include.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, PROJECT_ROOT, free_port, process_group_alive  # noqa: E402
+from devtools.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, PROJECT_ROOT, free_port, process_group_alive  # noqa: E402
 
 TASKS = ("gans-attribution", "multimodal-reasoning")  # one with agreements, one without; cheap metrics
 BUCKET = "clef-campaign"
@@ -75,13 +75,13 @@ def small_campaign(folder: Path) -> Path:
 
 
 class Demo:
-    """``python -m include.devstack`` in a subprocess, its output in a file, stopped with Ctrl-C."""
+    """``python -m devtools.devstack`` in a subprocess, its output in a file, stopped with Ctrl-C."""
 
     def __init__(self, campaign: Path, demo_dir: Path):
         self.ui_port, self.s3_port = free_port(), free_port()
         self.output, self.demo_dir = demo_dir.parent / "devstack.out", demo_dir
         env = dict(os.environ, CLEF_DEMO_UI_PORT=str(self.ui_port), PYTHONPATH=str(PROJECT_ROOT))
-        command = [sys.executable, "-m", "include.devstack", "--campaign", str(campaign), "--minutes-apart", "0.5", "--start-in", "150",
+        command = [sys.executable, "-m", "devtools.devstack", "--campaign", str(campaign), "--minutes-apart", "0.5", "--start-in", "150",
                    "--scoring-minutes", "0", "--demo-dir", str(demo_dir), "--s3-port", str(self.s3_port)]
         self.process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=self.output.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 

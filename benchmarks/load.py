@@ -36,7 +36,7 @@ from include.campaign.context import CampaignContext  # noqa: E402
 from include.campaign.mail import SmtpSettings  # noqa: E402
 from include.campaign.registration import intake  # noqa: E402
 from include.campaign.store import ObjectStore, S3Settings  # noqa: E402
-from include.devstack import MailRecorder, free_port, start_smtp_server  # noqa: E402
+from devtools.devstack import MailRecorder, free_port, start_smtp_server  # noqa: E402
 
 RUNS_PER_TEAM = 5
 GROWTH_LIMIT = 1.5  # per-item figures may grow this much from the small to the large size

@@ -32,7 +32,7 @@ from include.campaign.context import CampaignContext  # noqa: E402
 from include.campaign.mail import SmtpSettings  # noqa: E402
 from include.campaign.registration import intake  # noqa: E402
 from include.campaign.store import ObjectStore, S3Settings  # noqa: E402
-from include.devstack import MailRecorder, start_s3_server, start_smtp_server  # noqa: E402
+from devtools.devstack import MailRecorder, start_s3_server, start_smtp_server  # noqa: E402
 from tests.lifecycle.conftest import make_campaign, registration  # noqa: E402
 
 

@@ -98,7 +98,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
     (work / "campaigns").mkdir()
     (work / "campaigns" / "bench.yaml").write_text(CAMPAIGN_YAML)
-    from include.devstack import s3_connection_json, smtp_connection_json, start_s3_server
+    from devtools.devstack import s3_connection_json, smtp_connection_json, start_s3_server
 
     server, endpoint = start_s3_server()
     os.environ.update({
@@ -129,7 +129,7 @@ def main() -> int:
         collected.append({"team": team, "run": run, "key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "uploaded_at": "2025-01-05T00:00:00+00:00", "source_version": None})
     ctx.store.put_bytes(ctx.layout.collection_manifest(TASK), dump_json({"task": TASK, "deadline": "2025-01-05T23:59:59+00:00", "collected": collected, "late": [], "refused": [], "dropped_over_limit": []}))
 
-    from dags.clef_dag_support.replay import DagDriver
+    from devtools.dag_driver import DagDriver
 
     driver = DagDriver(work / "campaigns")
     s3_calls = count_s3_calls()

@@ -20,7 +20,7 @@ from include.campaign.context import CampaignContext
 from include.campaign.mail import SmtpSettings
 from include.campaign.registration import announce_opening
 from include.campaign.store import ObjectStore, S3Settings
-from include.devstack import MailRecorder, start_s3_server, start_smtp_server
+from devtools.devstack import MailRecorder, start_s3_server, start_smtp_server
 from tests.faults.smtp_servers import BouncingRecorder, ScriptedSmtpServer
 from tests.lifecycle.conftest import make_campaign, now_utc
 

@@ -32,7 +32,7 @@ def main() -> None:
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
     from include.campaign.submission_check import check, uploads
-    from include.devstack import MailRecorder, start_s3_server, start_smtp_server
+    from devtools.devstack import MailRecorder, start_s3_server, start_smtp_server
 
     s3_server, endpoint = start_s3_server()
     recorder = MailRecorder()

@@ -50,7 +50,7 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    from include.devstack import s3_connection_json, start_s3_server
+    from devtools.devstack import s3_connection_json, start_s3_server
 
     server, endpoint = start_s3_server()
     os.environ["AIRFLOW_CONN_CLEF_S3"] = s3_connection_json(endpoint, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
@@ -92,7 +92,7 @@ def store(s3_settings):
 @pytest.fixture(scope="session")
 def smtp():
     """(recorder, port) of the session's SMTP server."""
-    from include.devstack import MailRecorder, smtp_connection_json, start_smtp_server
+    from devtools.devstack import MailRecorder, smtp_connection_json, start_smtp_server
 
     recorder = MailRecorder()
     controller, port = start_smtp_server(recorder)

@@ -3,7 +3,7 @@
 :func:`write_small_campaign` copies ``include/campaigns/imageclef2025.yaml`` with three of its tasks:
 caption concept detection and GANs detection (metrics on the ``default`` queue) and caption
 prediction (BERTScore and other model metrics: the ``models`` queue). The demo data of
-:mod:`include.demo` gives each task runs from six registered teams.
+:mod:`devtools.demo` gives each task runs from six registered teams.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def live_campaign_copy(source: Path, target_dir: Path, start: dt.datetime, step_
     milestones after the results release ``tail_seconds`` apart: they only send working-notes reminders.
 
     Results come a step after the run deadline: their DAG waits (a sensor) until scoring is done."""
-    from include.campaign.simulation import CLOSING
-    from include.devstack import write_demo_campaign
+    from devtools.compressed_calendar import CLOSING
+    from devtools.devstack import write_demo_campaign
 
     path = write_demo_campaign(source, target_dir, start, step_seconds, scoring_minutes=0)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """One live replay on the local cluster and one ``dag.test()`` replay of the same campaign, shared by the cluster tests.
 
-The ``dag.test()`` replay (``python -m include.cli simulate``, its own moto S3, SMTP and SQLite) runs
+The ``dag.test()`` replay (``python -m devtools.simulate``, its own moto S3, SMTP and SQLite) runs
 in a subprocess while the cluster plays the campaign live, so the two take the time of the longer one.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from include.cluster import LocalCluster
+from devtools.cluster import LocalCluster
 from tests.cluster.campaign import live_campaign_copy, write_small_campaign
 from tests.cluster.live_replay import LiveReplay
 
@@ -55,7 +55,7 @@ def _start_baseline(source: Path, workdir: Path) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / "simulate.log").open("wb")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_HOME"))}
-    return subprocess.Popen([sys.executable, "-m", "include.cli", "simulate", str(source), "--workdir", str(workdir), "--report", str(workdir / "report.json")],
+    return subprocess.Popen([sys.executable, "-m", "devtools.simulate", str(source), "--workdir", str(workdir), "--report", str(workdir / "report.json")],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -1,8 +1,8 @@
 """A campaign replayed live on the local cluster: the scheduler fires the milestones, people act through the REST API.
 
-:class:`LiveReplay` starts :class:`include.cluster.LocalCluster` on a demo copy of a campaign whose
+:class:`LiveReplay` starts :class:`devtools.cluster.LocalCluster` on a demo copy of a campaign whose
 milestones are a minute apart (:func:`tests.cluster.campaign.live_campaign_copy`), loads the demo data,
-and lets the stand-in participants of :mod:`include.demo.live` register, get their agreements approved
+and lets the stand-in participants of :mod:`devtools.demo.live` register, get their agreements approved
 and upload runs. Meanwhile it
 
 - kills a ``default`` worker with SIGKILL (its task processes too) as soon as one runs scoring
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from include.cluster import LocalCluster
+from devtools.cluster import LocalCluster
 
 UTC = dt.timezone.utc
 TERMINAL = {"success", "failed"}
@@ -40,7 +40,7 @@ def _quote(text: str) -> str:
 
 
 class ClusterApi:
-    """The REST calls the replay needs, on top of include.demo.live.AirflowApi's login."""
+    """The REST calls the replay needs, on top of devtools.demo.live.AirflowApi's login."""
 
     def __init__(self, api):
         self.api = api
@@ -122,8 +122,8 @@ class LiveReplay:
 
     def run(self, kill_one_of: list[str], timeout: float) -> ReplayOutcome:
         from include.campaign import evaluation
-        from include.demo.live import Organizer, Participants
-        from include.devstack import load_demo_data
+        from devtools.demo.live import Organizer, Participants
+        from devtools.devstack import load_demo_data
 
         started = time.monotonic()
         smtp_port = int(json.loads(self.cluster.env["AIRFLOW_CONN_SMTP_DEFAULT"])["port"])

@@ -1,6 +1,6 @@
 """The distributed engine for real: a campaign replayed live on the local cluster equals its ``dag.test()`` replay.
 
-The cluster (``include/cluster.py``): api-server, scheduler, dag-processor, triggerer, two Celery
+The cluster (``devtools/cluster.py``): api-server, scheduler, dag-processor, triggerer, two Celery
 workers on ``default`` and one on ``models``, PostgreSQL and Redis, moto S3 and an SMTP recorder. The
 scheduler fires the milestones of a three-task campaign a minute apart; in the middle of scoring a
 default worker is killed with SIGKILL and the scheduler is restarted; the results are approved

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from include.cluster import LocalCluster, Secrets, airflow_environment
+from devtools.cluster import LocalCluster, Secrets, airflow_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 # Compose settings the local cluster gives another value, and why.
@@ -76,7 +76,7 @@ def test_embedded_postgresql_and_redis_serve_where_no_server_answers(tmp_path):
     import sqlalchemy
     from kombu import Connection
 
-    from include.cluster import BrokerKeySpace, MetadataDatabase
+    from devtools.cluster import BrokerKeySpace, MetadataDatabase
 
     database = MetadataDatabase("clef_cluster_embedded", tmp_path, server_url="postgresql://postgres@127.0.0.1:1/postgres")
     broker = BrokerKeySpace("clef-cluster-embedded:", tmp_path, server_url="redis://127.0.0.1:1/0")

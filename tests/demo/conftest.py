@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from include.campaign.config import load_campaign
-from include.demo import build_demo, write_tree
+from devtools.demo import build_demo, write_tree
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGN_FILE = PROJECT_ROOT / "include" / "campaigns" / "imageclef2025.yaml"

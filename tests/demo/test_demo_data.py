@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from include.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo
+from devtools.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo
 from include.schemas import SCHEMA_DIR, load_schema
 
 from .conftest import SEED

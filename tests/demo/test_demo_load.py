@@ -10,7 +10,7 @@ import pytest
 from include.campaign.context import CampaignContext
 from include.campaign.mail import SmtpSettings
 from include.campaign.store import ObjectStore, S3Settings
-from include.demo import load_demo
+from devtools.demo import load_demo
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """A stand-in that fails stops the demo with its message and a non-zero exit, instead of dying unseen.
 
-``include.devstack`` runs the stand-ins in threads under :class:`StandIns` and waits in
+``devtools.devstack`` runs the stand-ins in threads under :class:`StandIns` and waits in
 :func:`supervise` on Airflow's process. Here a real process (``sleep``) stands for ``airflow
 standalone``: the failure must end the wait at once, say which stand-in failed and why, and leave the
 caller to stop the process group.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import subprocess
 import time
 
-from include.demo.retry import StandInError
-from include.devstack import StandIns, stop_process_group, supervise
+from devtools.demo.retry import StandInError
+from devtools.devstack import StandIns, stop_process_group, supervise
 
 
 def start_airflow_stand_in() -> subprocess.Popen:
@@ -77,7 +77,7 @@ def test_stand_ins_that_finish_leave_the_demo_running_until_airflow_exits(tmp_pa
 
 
 def test_only_a_folder_a_demo_made_is_wiped(tmp_path):
-    from include.devstack import DEMO_DIR_MARKER, fresh_demo_dir
+    from devtools.devstack import DEMO_DIR_MARKER, fresh_demo_dir
 
     foreign = tmp_path / "home"
     foreign.mkdir()
@@ -98,7 +98,7 @@ def test_only_a_folder_a_demo_made_is_wiped(tmp_path):
 
 
 def test_the_stand_ins_wait_for_the_api_server_to_answer():
-    from include.devstack import free_port, wait_for_api
+    from devtools.devstack import free_port, wait_for_api
     from tests.demo.flaky_api import FlakyAirflowApi
 
     started = time.monotonic()

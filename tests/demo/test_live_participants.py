@@ -19,11 +19,11 @@ import pytest
 from include.campaign.config import load_campaign
 from include.campaign.context import CampaignContext
 from include.campaign.registration import intake
-from include.demo import AFTER_DEV_RELEASE, LATE, build_demo, load_demo
-from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
-from include.demo.retry import StandInError
-from include.demo.submit import team_ids
-from include.devstack import write_demo_campaign
+from devtools.demo import AFTER_DEV_RELEASE, LATE, build_demo, load_demo
+from devtools.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
+from devtools.demo.retry import StandInError
+from devtools.demo.submit import team_ids
+from devtools.devstack import write_demo_campaign
 from tests.demo.conftest import CAMPAIGN_FILE
 from tests.demo.flaky_api import FlakyAirflowApi
 

@@ -9,7 +9,7 @@ import sys
 import boto3
 
 from deploy.ensure_bucket import main
-from include.devstack import s3_connection_json
+from devtools.devstack import s3_connection_json
 from tests.deploy.deployment_files import PROJECT_ROOT
 
 

@@ -29,7 +29,7 @@ from botocore.client import Config
 from botocore.exceptions import ClientError
 
 from include.campaign.store import ObjectStore, S3Settings, SigningKey
-from include.devstack import free_port
+from devtools.devstack import free_port
 from tests.deploy.deployment_files import PROJECT_ROOT
 
 POLICY_DIR = PROJECT_ROOT / "deploy" / "minio"

@@ -122,7 +122,7 @@ def test_a_signer_without_its_secret_is_no_signer():
 
 
 def test_the_demo_stack_signs_links_with_its_own_principals():
-    from include.devstack import s3_connection_json
+    from devtools.devstack import s3_connection_json
 
     settings = S3Settings.from_connection_json(s3_connection_json("http://127.0.0.1:9"), "b", environ={})
     assert settings.upload_signer and settings.download_signer

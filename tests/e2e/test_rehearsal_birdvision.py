@@ -91,7 +91,7 @@ def test_an_organizer_rehearses_birdvision_with_their_own_data_to_the_results_em
     checked = subprocess.run([sys.executable, "-m", "include.cli", "check", str(config)], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr
     report_path, workdir = tmp_path / "report.json", tmp_path / "work"
-    replay = subprocess.run([sys.executable, "-m", "include.cli", "simulate", str(config), "--data", str(data), "--workdir", str(workdir),
+    replay = subprocess.run([sys.executable, "-m", "devtools.simulate", str(config), "--data", str(data), "--workdir", str(workdir),
                              "--report", str(report_path), "--step", "2"], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=900)
     assert replay.returncode == 0, replay.stdout[-4000:] + replay.stderr[-4000:]
     out = replay.stdout

@@ -1,4 +1,4 @@
-"""End to end: ``python -m include.cli simulate include/campaigns/imageclef2025.yaml`` with the demo data.
+"""End to end: ``python -m devtools.simulate include/campaigns/imageclef2025.yaml`` with the demo data.
 
 One real run of the command (its own moto S3, aiosmtpd and SQLite Airflow, every DAG through
 ``dag.test()``, a few minutes), then assertions on what it left: the JSON report of the final state
@@ -20,7 +20,7 @@ import pytest
 
 from include.campaign.config import load_campaign
 from include.campaign.teams import normalise_team_name, team_slug
-from include.demo import AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo, write_tree
+from devtools.demo import AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "include" / "campaigns" / "imageclef2025.yaml"
@@ -34,7 +34,7 @@ def simulated(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("simulate")
     report_path = workdir / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "include.cli", "simulate", str(CONFIG), "--workdir", str(workdir), "--report", str(report_path)],
+        [sys.executable, "-m", "devtools.simulate", str(CONFIG), "--workdir", str(workdir), "--report", str(report_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=1200,
     )
     report = json.loads(report_path.read_text()) if report_path.exists() else None

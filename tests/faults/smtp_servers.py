@@ -19,7 +19,7 @@ import socketserver
 import threading
 from dataclasses import dataclass, field
 
-from include.devstack import MailRecorder, start_smtp_server
+from devtools.devstack import MailRecorder, start_smtp_server
 
 MODES = ("drop-after-data", "hang-after-data", "hang-at-greeting", "trickle")
 

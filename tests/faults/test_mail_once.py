@@ -73,7 +73,7 @@ def test_two_publications_at_once_mail_each_team_once(scored):
 
 
 def test_a_failed_send_releases_its_claim_so_the_next_try_sends(store, smtp_settings, mailbox):
-    from include.devstack import free_port
+    from devtools.devstack import free_port
 
     mail = Mail(recipient="team@example.org", subject="Links", body="...")
     down = Outbox(store, Layout("demo"), SmtpSender(settings(free_port(), attempts=1)))

@@ -13,7 +13,7 @@ import pytest
 
 from include.campaign import results
 from include.campaign.teams import DeliveryError
-from include.devstack import free_port
+from devtools.devstack import free_port
 from tests.faults.conftest import EMAILS, ORGANIZER, TASK, outbox_states, settings, with_smtp
 from tests.faults.smtp_servers import BouncingRecorder, BusyRecorder, ScriptedSmtpServer, start
 

@@ -5,7 +5,7 @@ import pytest
 
 from include.campaign.layout import Layout
 from include.campaign.mail import Mail, MailError, Outbox, SmtpSender, SmtpSettings, render_mail
-from include.devstack import free_port
+from devtools.devstack import free_port
 
 
 def _outbox(store, settings):

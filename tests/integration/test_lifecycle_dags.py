@@ -139,9 +139,9 @@ def _register(store, name: str, email: str, tasks: list[str], **changes) -> None
 
 @pytest.fixture(scope="module")
 def replay(s3_endpoint, airflow_home, tmp_path_factory):
-    from dags.clef_dag_support.replay import DagDriver
+    from devtools.dag_driver import DagDriver
     from include.campaign.store import ObjectStore, S3Settings
-    from include.devstack import MailRecorder, free_port, smtp_connection_json, start_smtp_server
+    from devtools.devstack import MailRecorder, free_port, smtp_connection_json, start_smtp_server
 
     saved = {k: os.environ.get(k) for k in ("CLEF_BUCKET", "AIRFLOW_CONN_SMTP_DEFAULT", "CLEF_RETRY_DELAY_SECONDS", "CLEF_CAMPAIGNS_DIR")}
     bucket = "clef-lifecycle-replay"

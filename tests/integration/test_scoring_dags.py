@@ -24,7 +24,7 @@ CAMPAIGN = "imageclef2025"
 
 @pytest.fixture(scope="module")
 def world(s3_endpoint, smtp, airflow_home, tmp_path_factory):
-    from dags.clef_dag_support.simulation import Simulation
+    from devtools.campaign_replay import Simulation
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings

@@ -202,7 +202,7 @@ def test_the_opening_is_announced_once_to_the_list_and_the_organizers(ctx, mailb
 def test_with_the_smtp_server_down_a_registration_waits_in_the_inbox_and_is_confirmed_once_later(ctx, store, mailbox):
     from include.campaign.mail import SmtpSettings
     from include.campaign.teams import DeliveryError
-    from include.devstack import free_port
+    from devtools.devstack import free_port
 
     submit(ctx, "patient.json", registration("Patient Team", "patient@team.example.org", ["beta"]))
     down = context_with(ctx, ctx.campaign, SmtpSettings(host="127.0.0.1", port=free_port(), timeout=2, attempts=2, backoff_seconds=0.05))

@@ -10,7 +10,7 @@ from include.campaign.mail import SmtpSettings
 from include.campaign.registration import decide_agreement, intake
 from include.campaign.release import ReleaseError, refresh_upload_links, release
 from include.campaign.teams import DeliveryError
-from include.devstack import MailRecorder, free_port, start_smtp_server
+from devtools.devstack import MailRecorder, free_port, start_smtp_server
 from tests.lifecycle.conftest import bucket_state, context_with, download, register, registration, stage, submit, upload, urls_in
 
 IMAGES = {"images/1.png": b"\x89PNG one" * 50, "images/2.png": b"\x89PNG two" * 70}

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from include.devstack import process_group_alive
+from devtools.devstack import process_group_alive
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def test_sigterm_stops_airflow_standalone_and_its_process_group(tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    command = [sys.executable, "-m", "include.devstack", "--no-demo", "--demo-dir", str(tmp_path / "demo"), "--database-url", f"sqlite:///{tmp_path / 'airflow.db'}"]
+    command = [sys.executable, "-m", "devtools.devstack", "--no-demo", "--demo-dir", str(tmp_path / "demo"), "--database-url", f"sqlite:///{tmp_path / 'airflow.db'}"]
     stack = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     group = None
     try:

@@ -19,7 +19,7 @@ TASKS = [task.id for task in load_campaign(CAMPAIGN_FILE).tasks]
 
 @pytest.fixture(scope="module")
 def demo():
-    from include.demo import build_demo
+    from devtools.demo import build_demo
 
     campaign = load_campaign(CAMPAIGN_FILE)
     return campaign, build_demo(campaign, seed=2025)
@@ -27,7 +27,7 @@ def demo():
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_public_inputs_give_the_verdicts_of_the_real_gold_and_hide_the_answers(task_id, demo, tmp_path):
-    from include.demo import write_tree
+    from devtools.demo import write_tree
 
     campaign, data = demo
     run_format = campaign.task(task_id).run_format

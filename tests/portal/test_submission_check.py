@@ -60,7 +60,7 @@ def test_an_upload_after_the_deadline_is_received_but_late(ctx, store, mailbox, 
 
 
 def test_an_smtp_outage_keeps_the_receipt_and_sends_its_mail_once_later(ctx, store, mailbox, team):
-    from include.devstack import free_port
+    from devtools.devstack import free_port
 
     store.put_bytes(ctx.layout.submissions("beta", team) + "run-01", valid_run())
     down = dataclasses.replace(ctx, smtp=SmtpSettings(host="127.0.0.1", port=free_port(), timeout=1, attempts=1, backoff_seconds=0))

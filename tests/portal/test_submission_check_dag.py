@@ -15,7 +15,7 @@ pytestmark = pytest.mark.airflow
 
 
 def test_the_dag_writes_receipts_and_mails_each_version_once(campaign_file, ctx, store, mailbox, airflow_home, monkeypatch):
-    from dags.clef_dag_support.replay import DagDriver
+    from devtools.dag_driver import DagDriver
 
     from include.campaign.confirmation import confirm_on_submission
 

@@ -1,14 +1,14 @@
 """One demo-data generator per run format, looked up by the format's name in the campaign file."""
 from __future__ import annotations
 
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial
-from include.demo.formats.captions import CaptionPrediction, ConceptDetection
-from include.demo.formats.gans import GansAttribution, GansDetection
-from include.demo.formats.magic import MagicClosedVqa, MagicSegmentation
-from include.demo.formats.reasoning import MultimodalReasoning
-from include.demo.formats.topicto import ToPicto
-from include.demo.formats.touche import ToucheRetrieval
-from include.demo.formats.vqa import VqaAnswering, VqaSynthesis
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial
+from devtools.demo.formats.captions import CaptionPrediction, ConceptDetection
+from devtools.demo.formats.gans import GansAttribution, GansDetection
+from devtools.demo.formats.magic import MagicClosedVqa, MagicSegmentation
+from devtools.demo.formats.reasoning import MultimodalReasoning
+from devtools.demo.formats.topicto import ToPicto
+from devtools.demo.formats.touche import ToucheRetrieval
+from devtools.demo.formats.vqa import VqaAnswering, VqaSynthesis
 
 GENERATORS: dict[str, type[FormatGenerator]] = {
     generator.run_format: generator

@@ -9,7 +9,7 @@ The folder mirrors the campaign bucket under the campaign id, as docs/organizers
     DIR/runs/<task>/<name>/<run-01 …>                  the runs of the team that registered with registrations/<name>.json
 
 Staging, gold and agreements are uploaded before the replay starts; registrations and runs are
-returned as :class:`~include.demo.data.DemoData` for the replay to upload at their moments.
+returned as :class:`~devtools.demo.data.DemoData` for the replay to upload at their moments.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 
 from include.campaign.context import CampaignContext
-from include.demo.data import DemoData, DemoRun
-from include.demo.load import write_object
-from include.demo.teams import DemoRegistration
+from devtools.demo.data import DemoData, DemoRun
+from devtools.demo.load import write_object
+from devtools.demo.teams import DemoRegistration
 
 UPLOADED_AS_IS = ("staging", "gold", "registrations/agreements")
 

@@ -2,8 +2,8 @@
 
 Used by ``simulate`` (through ``dag.test()``) and by the live demo (under the scheduler), so both
 replay the same participant behaviour. Each read and upload is retried on its own when the store
-fails transiently (:mod:`include.demo.retry`), so one throttled request neither loses a run nor
-sends the ones before it twice; what keeps failing raises :class:`~include.demo.retry.StandInError`.
+fails transiently (:mod:`devtools.demo.retry`), so one throttled request neither loses a run nor
+sends the ones before it twice; what keeps failing raises :class:`~devtools.demo.retry.StandInError`.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Iterable
 from include.campaign.confirmation import confirm_on_submission
 from include.campaign.context import CampaignContext
 from include.campaign.teams import all_teams
-from include.demo.data import DemoData
-from include.demo.retry import retrying
-from include.demo.teams import DemoRegistration
+from devtools.demo.data import DemoData
+from devtools.demo.retry import retrying
+from devtools.demo.teams import DemoRegistration
 
 # moto, S3 and MinIO stamp uploads to the second: one team's runs of a task go up a second apart so
 # the collection can tell which is the latest.

@@ -1,13 +1,14 @@
-"""``simulate CONFIG``: replay a whole campaign with the demo data in one command, on loopback.
+"""``python -m devtools.simulate CONFIG``: replay a whole campaign with the demo data in one command, on loopback.
 
 Starts an S3 endpoint (moto) and an SMTP server (kept messages under ``WORKDIR/mail``), migrates a
 SQLite Airflow database in ``WORKDIR/airflow``, moves the campaign's calendar onto the present, and
-runs every DAG in milestone order with ``dag.test()`` (see ``dags/clef_dag_support/simulation.py``).
+runs every DAG in milestone order with ``dag.test()`` (see ``devtools/campaign_replay.py``).
 Prints each DAG run as it ends, then per task the leaderboard's top five and the e-mails sent by
 purpose. Exit 0 when every DAG run succeeded, 1 otherwise, 2 for a broken campaign file.
 
-This command drives Airflow, so unlike the other commands it imports Airflow, lazily, after it has
-set up Airflow's environment.
+This command drives Airflow (lazily, after it has set up Airflow's environment) and uses the dev
+wing's servers and demo data, so it lives in ``devtools/``, outside the production image, and not
+among the organizers' commands of ``include/commands/``.
 """
 from __future__ import annotations
 
@@ -19,18 +20,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("simulate", help="replay a whole campaign with the demo data (S3, SMTP and Airflow on loopback)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devtools.simulate", description="replay a whole campaign with the demo data (S3, SMTP and Airflow on loopback)")
     parser.add_argument("config", help="the campaign file (YAML)")
     parser.add_argument("--workdir", help="where the Airflow home, mail and report go (default: a new temporary folder)")
     parser.add_argument("--report", help="also write the final state as JSON to this file")
     parser.add_argument("--step", type=float, default=2.0, help="seconds between consecutive milestones (default 2)")
     parser.add_argument("--seed", type=int, default=2025, help="the demo data's seed (default 2025)")
     parser.add_argument("--data", help="rehearse with your own data: a folder laid out as docs/organizers.md says (staging/, gold/, registrations/, runs/)")
-    parser.set_defaults(handler=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="clef-simulate-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    from include.devstack import MailRecorder, s3_connection_json, smtp_connection_json, start_s3_server, start_smtp_server
+    from devtools.devstack import MailRecorder, s3_connection_json, smtp_connection_json, start_s3_server, start_smtp_server
 
     s3_server, endpoint = start_s3_server()
     smtp, smtp_port = start_smtp_server(MailRecorder(folder=workdir / "mail"))
@@ -82,7 +83,7 @@ def _prepare_airflow(workdir: Path, s3_json: str, smtp_json: str) -> None:
 
 
 def _simulate(args: argparse.Namespace, workdir: Path) -> int:
-    from dags.clef_dag_support.simulation import Simulation, render_summary
+    from devtools.campaign_replay import Simulation, render_summary
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
@@ -97,3 +98,14 @@ def _simulate(args: argparse.Namespace, workdir: Path) -> int:
         Path(args.report).write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
     print(f"mail: {workdir / 'mail'}", flush=True)
     return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(build_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

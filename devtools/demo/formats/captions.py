@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 
-from include.demo.encoding import csv_bytes, zip_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_png
+from devtools.demo.encoding import csv_bytes, zip_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_png
 from include.metrics.registry import MANUAL_CONCEPT_CUIS
 
 # Every image has one imaging modality, all of them among the manually validated CUIs.

@@ -1,6 +1,6 @@
 """The embedded stack on loopback: a moto S3 server, an SMTP server that records mail, and Airflow standalone.
 
-``python -m include.devstack`` (what ``make demo`` runs) starts all three on 127.0.0.1, creates the
+``python -m devtools.devstack`` (what ``make demo`` runs) starts all three on 127.0.0.1, creates the
 campaign bucket with versioning, points Airflow at this project's DAGs with the ``clef_s3`` and
 ``smtp_default`` connections, prints the UI address and the admin password, and stops everything on
 Ctrl-C. The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
@@ -234,7 +234,7 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
     import yaml
 
     from include.campaign.config import load_campaign
-    from include.campaign.simulation import CLOSING, OPENING, delay_milestones, replay_copy
+    from devtools.compressed_calendar import CLOSING, OPENING, delay_milestones, replay_copy
 
     campaign = load_campaign(source)
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
@@ -352,7 +352,7 @@ def fresh_demo_dir(path: Path) -> None:
         raise FileExistsError(f"{path} is not empty and was not made by a demo ({DEMO_DIR_MARKER} missing); choose another --demo-dir")
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    (path / DEMO_DIR_MARKER).write_text("made by python -m include.devstack; wiped by the next demo\n")
+    (path / DEMO_DIR_MARKER).write_text("made by python -m devtools.devstack; wiped by the next demo\n")
 
 
 def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
@@ -360,7 +360,7 @@ def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
-    from include.demo import build_demo, load_demo
+    from devtools.demo import build_demo, load_demo
 
     campaign = load_campaign(demo_file)
     store = ObjectStore(S3Settings(bucket=bucket, endpoint_url=endpoint, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY))
@@ -374,7 +374,7 @@ def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
 
 
 def start_live_demo(demo_ctx, ui: str, password: str, stand_ins: "StandIns") -> None:
-    from include.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
+    from devtools.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 
     ctx, demo = demo_ctx
     say = lambda line: print(line, flush=True)  # noqa: E731

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 
-from include.demo.encoding import json_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial
+from devtools.demo.encoding import json_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial
 
 # subject term -> surface form; verb term -> surface form per subject; object term -> surface form
 SUBJECTS = {"tu": "tu", "il": "il", "elle": "elle", "nous": "nous"}

@@ -8,8 +8,8 @@ their pictures, not in a quality a CPU can measure.
 """
 from __future__ import annotations
 
-from include.demo.encoding import csv_bytes, json_bytes, zip_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, hex_id, tiny_png
+from devtools.demo.encoding import csv_bytes, json_bytes, zip_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, hex_id, tiny_png
 
 # Answers are short sentences, as in the 2025 data (Kvasir-VQA-x1), so BLEU and METEOR have n-grams to match.
 QUESTION_BANK = (

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from include.demo.encoding import png_bytes
+from devtools.demo.encoding import png_bytes
 
 
 @dataclass

@@ -12,8 +12,8 @@ wrong answer starts with an unjudged image and ranks the best one fourth.
 """
 from __future__ import annotations
 
-from include.demo.encoding import csv_bytes, jsonl_bytes, text_lines_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, hex_id, tiny_png
+from devtools.demo.encoding import csv_bytes, jsonl_bytes, text_lines_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, hex_id, tiny_png
 
 RANKS = 5
 JUDGED_PER_ARGUMENT = 8

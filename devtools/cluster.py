@@ -1,9 +1,9 @@
 """The local cluster: Airflow's distributed engine as separate processes on loopback, as docker-compose starts it.
 
-``python -m include.cluster`` starts, each as its own process group on 127.0.0.1, the Airflow
+``python -m devtools.cluster`` starts, each as its own process group on 127.0.0.1, the Airflow
 api-server, scheduler, dag-processor and triggerer, Celery workers on the ``default`` queue (one by
 default) and one on the ``models`` queue, each with its own host name, plus the moto S3 server and the
-SMTP recorder of :mod:`include.devstack` (threads of this process). The settings are the ones
+SMTP recorder of :mod:`devtools.devstack` (threads of this process). The settings are the ones
 ``docker-compose.yaml`` gives every Airflow container (:func:`airflow_environment`): CeleryExecutor,
 metadata in PostgreSQL, Redis as Celery's broker, the Celery results in the metadata database, one
 Fernet key, API secret key and JWT secret shared by every component, the execution API URL.
@@ -256,7 +256,7 @@ def airflow_environment(*, airflow_home: Path, database_url: str, broker_url: st
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "include.cluster.node_hostname",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devtools.cluster.node_hostname",
         # compose uses the FAB auth manager (it ships in the apache/airflow image); here Airflow's
         # simple auth manager gives the same REST API with one admin user.
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
@@ -357,7 +357,7 @@ class LocalCluster:
             self._restore_sigterm = previous
 
     def start(self, timeout: float = 300.0) -> None:
-        from include.devstack import DEMO_ACCESS_KEY, MailRecorder, create_bucket, s3_connection_json, smtp_connection_json, start_s3_server, start_smtp_server
+        from devtools.devstack import DEMO_ACCESS_KEY, MailRecorder, create_bucket, s3_connection_json, smtp_connection_json, start_s3_server, start_smtp_server
 
         deadline = time.monotonic() + timeout
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -393,9 +393,9 @@ class LocalCluster:
 
     @property
     def api(self):
-        """A REST client logged in as the admin (include.demo.live.AirflowApi)."""
+        """A REST client logged in as the admin (devtools.demo.live.AirflowApi)."""
         if self._api is None:
-            from include.demo.live import AirflowApi
+            from devtools.demo.live import AirflowApi
 
             self._api = AirflowApi(self.api_url, ADMIN_USER, self.secrets.admin_password)
         return self._api
@@ -595,7 +595,7 @@ def _tail(path: Path | None, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-# --- python -m include.cluster ----------------------------------------------------------------------------
+# --- python -m devtools.cluster ----------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -607,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="task slots of each default worker")
     parser.add_argument("--no-demo", action="store_true", help="only the cluster, with the campaign files of include/campaigns/ (DAGs paused)")
     args = parser.parse_args(argv)
-    from include.devstack import write_demo_campaign
+    from devtools.devstack import write_demo_campaign
 
     workdir = Path(tempfile.mkdtemp(prefix="clef-cluster-"))
     campaigns_dir = None
@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         campaigns_dir = write_demo_campaign(Path(args.campaign), workdir / "campaigns", start, args.minutes_apart * 60).parent
     cluster = LocalCluster(campaigns_dir=campaigns_dir, workdir=workdir, default_workers=args.default_workers, default_concurrency=args.concurrency,
                            paused_at_creation=args.no_demo, mail_dir=workdir / "mail", say=lambda line: print(line, flush=True))
-    from include.devstack import StandIns
+    from devtools.devstack import StandIns
 
     stand_ins = StandIns()
     try:
@@ -639,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _play_demo(cluster: LocalCluster, campaigns_dir: Path, stand_ins) -> None:
-    from include.devstack import load_demo_data, start_live_demo
+    from devtools.devstack import load_demo_data, start_live_demo
 
     demo_file = next(campaigns_dir.glob("*.yaml"))
     smtp_port = json.loads(cluster.env["AIRFLOW_CONN_SMTP_DEFAULT"])["port"]

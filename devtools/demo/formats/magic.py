@@ -17,8 +17,8 @@ import random
 
 import numpy as np
 
-from include.demo.encoding import json_bytes, png_bytes, tiff_mask_bytes, zip_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_picture
+from devtools.demo.encoding import json_bytes, png_bytes, tiff_mask_bytes, zip_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_picture
 
 MASK_HEIGHT, MASK_WIDTH = 24, 32
 IMAGES_PER_ENCOUNTER = 2

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from include.campaign.context import CampaignContext
-from include.demo.data import DemoData
+from devtools.demo.data import DemoData
 
 # boto3 clients are thread-safe; with eight writes in flight the 395 objects of ImageCLEF 2025 load
 # in 4.4 s instead of 7.4 s one at a time (moto server on loopback, busy 2-core machine).

@@ -1,6 +1,6 @@
 """Write a campaign's demo data to a folder, to look at it or to try the validator on it.
 
-    python -m include.demo OUT [--campaign include/campaigns/imageclef2025.yaml] [--seed 2025]
+    python -m devtools.demo OUT [--campaign include/campaigns/imageclef2025.yaml] [--seed 2025]
 
 OUT receives ``staging/<task>/<split>/`` (with ``MANIFEST.json``), ``gold/<task>/test/``,
 ``runs/<task>/<team>/<run>``, ``registrations/<team>.json`` (with their flags in ``_flags``) and
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from include.campaign.config import ConfigError, load_campaign
-from include.demo.data import DEFAULT_SEED, build_demo, write_tree
-from include.demo.load import manifest_bytes
-from include.demo.teams import file_slug
+from devtools.demo.data import DEFAULT_SEED, build_demo, write_tree
+from devtools.demo.load import manifest_bytes
+from devtools.demo.teams import file_slug
 
 DEFAULT_CAMPAIGN = "include/campaigns/imageclef2025.yaml"
 
@@ -47,7 +47,7 @@ def export(campaign_file: str, seed: int, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.demo", description="Write a campaign's demo data to a folder.")
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo", description="Write a campaign's demo data to a folder.")
     parser.add_argument("out", type=Path, help="folder to write into (created if needed)")
     parser.add_argument("--campaign", default=DEFAULT_CAMPAIGN, help=f"campaign file (default {DEFAULT_CAMPAIGN})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")

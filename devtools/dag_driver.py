@@ -1,6 +1,6 @@
 """Drive a campaign's real DAGs in-process: ``dag.test()`` runs, asset-triggered runs, and organizer answers.
 
-The integration tests and ``python -m include.cli simulate`` use this to replay a campaign in
+The integration tests and ``python -m devtools.simulate`` use this to replay a campaign in
 milestone order against a migrated metadata database (SQLite is enough). Nothing is mocked:
 
 - scheduled milestones run with ``dag.test(logical_date=<milestone>)``;
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DAGS_FOLDER = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 
 
 @dataclass(frozen=True)

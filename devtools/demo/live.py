@@ -9,8 +9,8 @@ approval DAG), and a watcher prints one line per DAG run as it starts and ends. 
 
 The stand-ins meet the same weather as real participants: an API server that answers 500 while its
 database is busy, a dropped connection, a store that throttles. Each call is retried with
-exponential backoff a bounded number of times (:mod:`include.demo.retry`); what still fails raises
-:class:`StandInError` with a message saying what could not be done, and ``include.devstack`` stops
+exponential backoff a bounded number of times (:mod:`devtools.demo.retry`); what still fails raises
+:class:`StandInError` with a message saying what could not be done, and ``devtools.devstack`` stops
 the demo on it instead of letting a thread die unseen.
 """
 from __future__ import annotations
@@ -26,9 +26,9 @@ import urllib.request
 from typing import Any, Callable
 
 from include.campaign.context import CampaignContext
-from include.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, LATE, DemoData
-from include.demo.retry import ATTEMPTS, BACKOFF_SECONDS, StandInError, TokenRefused, retrying
-from include.demo.submit import submit_registrations, submit_runs, team_ids
+from devtools.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, LATE, DemoData
+from devtools.demo.retry import ATTEMPTS, BACKOFF_SECONDS, StandInError, TokenRefused, retrying
+from devtools.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc
 
@@ -92,7 +92,7 @@ class Participants:
 
     The moments follow the calendar's own spacing (``step``: registration opening to the development
     release), so a demo with milestones 30 s apart plays as one with a minute between them. Store
-    calls are retried (:mod:`include.demo.retry`); a step that cannot be done raises
+    calls are retried (:mod:`devtools.demo.retry`); a step that cannot be done raises
     :class:`StandInError`, and the devstack stops the demo with its message."""
 
     def __init__(self, ctx: CampaignContext, demo: DemoData, say: Callable[[str], None] = print):

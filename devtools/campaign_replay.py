@@ -1,8 +1,8 @@
 """Replay a whole campaign with the demo data: every DAG, in milestone order, with ``dag.test()``.
 
-Used by ``python -m include.cli simulate`` and the end-to-end tests. The environment (Airflow home,
+Used by ``python -m devtools.simulate`` and the end-to-end tests. The environment (Airflow home,
 connections, bucket, SMTP server) is prepared by the caller; this module moves the calendar onto
-the present (:mod:`include.campaign.simulation`), loads the demo data (:mod:`include.demo`), uploads
+the present (:mod:`devtools.compressed_calendar`), loads the demo data (:mod:`devtools.demo`), uploads
 registrations and runs at the right moments, runs each milestone's DAG, answers the results approval
 as an organizer, and returns a report of what happened.
 """
@@ -17,13 +17,13 @@ from typing import Any, Callable
 
 import yaml
 
-from dags.clef_dag_support.replay import DagDriver, RunResult
+from devtools.dag_driver import DagDriver, RunResult
 from include.campaign.calendar import milestone_events, reminder_events
 from include.campaign.config import Campaign, parse_campaign
 from include.campaign.context import CampaignContext
-from include.campaign.simulation import replay_copy
+from devtools.compressed_calendar import replay_copy
 from include.campaign.statistics import interval_text
-from include.demo.submit import submit_registrations, submit_runs, team_ids
+from devtools.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc
 ORGANIZER = "organizer"
@@ -66,7 +66,7 @@ class Simulation:
         self.campaigns_dir = Path(workdir) / "campaigns"
         self.campaigns_dir.mkdir(parents=True, exist_ok=True)
         self.ctx_factory, self.step, self.seed, self.say = ctx_factory, step, seed, say
-        self.data = Path(data) if data else None  # the organizer's own data (include/demo/folder.py), else demo data
+        self.data = Path(data) if data else None  # the organizer's own data (devtools/demo/folder.py), else demo data
         self.t0 = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=2)
         self.report = SimulationReport(self.original.id)
 
@@ -99,13 +99,13 @@ class Simulation:
     # --- the replay --------------------------------------------------------------------------------
 
     def run(self) -> SimulationReport:
-        from include.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, LATE, build_demo, load_demo
+        from devtools.demo import AFTER_DEV_RELEASE, AGREEMENT_NOT_APPROVED, LATE, build_demo, load_demo
 
         started = time.monotonic()
         campaign = self._write_campaign(closing_start=None)
         self.ctx.store.ensure_bucket(versioning=True)
         if self.data is not None:
-            from include.demo.folder import read_data_folder, upload_data_folder
+            from devtools.demo.folder import read_data_folder, upload_data_folder
 
             demo = read_data_folder(campaign.id, self.data)
             uploaded = upload_data_folder(self.ctx, self.data)

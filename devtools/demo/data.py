@@ -17,7 +17,7 @@ the same bytes. For every task of the campaign (chosen by its run format) it hol
   the collection must drop, so upload in list order, at least a second apart: the store's times
   have one-second resolution);
 
-and, for the campaign, twelve ``registrations`` (see :mod:`include.demo.teams`) and the signed
+and, for the campaign, twelve ``registrations`` (see :mod:`devtools.demo.teams`) and the signed
 ``agreements`` they name. ``load_demo(ctx, demo)`` writes staging, manifests, gold and agreements
 to the object store; registrations and runs are uploaded by the simulation when their time comes.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from include.campaign.config import Campaign, Task
-from include.demo.formats import FormatGenerator, SplitMaterial, generator_for
-from include.demo.teams import CORE_TEAMS, DemoRegistration, file_slug, registers_for, registrations
+from devtools.demo.formats import FormatGenerator, SplitMaterial, generator_for
+from devtools.demo.teams import CORE_TEAMS, DemoRegistration, file_slug, registers_for, registrations
 
 DEFAULT_SEED = 2025
 GROUND_TRUTH_FOLDER = "ground-truth/"

@@ -6,8 +6,8 @@ accepted too, which the tie run uses. Test images are tiny PNGs; the gold is ``l
 """
 from __future__ import annotations
 
-from include.demo.encoding import csv_bytes, zip_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_png
+from devtools.demo.encoding import csv_bytes, zip_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_png
 
 SUBSETS = tuple(f"subset_{number}" for number in range(1, 6))
 

@@ -7,8 +7,8 @@ A run may answer the whole test set or exactly one language's part, which varian
 """
 from __future__ import annotations
 
-from include.demo.encoding import json_bytes
-from include.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_png
+from devtools.demo.encoding import json_bytes
+from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, tiny_png
 
 LANGUAGES = ("English", "Bulgarian", "Spanish")
 KEYS = ("A", "B", "C", "D", "E")
