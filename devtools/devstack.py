@@ -3,7 +3,8 @@
 ``python -m devtools.devstack`` (what ``make demo`` runs) starts all three on 127.0.0.1, creates the
 campaign bucket with versioning, points Airflow at this project's DAGs with the ``clef_s3`` and
 ``smtp_default`` connections, prints the UI address and the admin password, and stops everything on
-Ctrl-C. The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
+Ctrl-C. ``--rehearse CAMPAIGN_FILE --data DIR`` plays an organizer's own campaign and data instead of
+the demo (:mod:`devtools.rehearsal`). The test suite reuses :class:`MailRecorder` and :func:`start_s3_server` so that tests and the
 demo talk to the same real servers.
 
 Airflow's metadata database is PostgreSQL 16 from the ``pgserver`` wheel, started in ``.demo/``:
@@ -251,12 +252,12 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
     return target
 
 
-def print_calendar(path: Path) -> None:
+def print_calendar(path: Path, kind: str = "demo copy") -> None:
     from include.campaign.calendar import milestone_events
     from include.campaign.config import load_campaign
 
     campaign = load_campaign(path)
-    print(f"{campaign.name} (demo copy {path}), times in UTC:", flush=True)
+    print(f"{campaign.name} ({kind} {path}), times in UTC:", flush=True)
     for event in milestone_events(campaign):
         print(f"  {event.moment_utc:%H:%M:%S}  {event.label}", flush=True)
 
@@ -274,7 +275,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="where the demo keeps everything (wiped at start)")
     parser.add_argument("--database-url", default=os.environ.get("CLEF_DEMO_DATABASE_URL"),
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
+    parser.add_argument("--rehearse", metavar="CAMPAIGN_FILE", help="rehearse your own campaign live with the data of --data (docs/organizers.md, Rehearse)")
+    parser.add_argument("--data", type=Path, help="with --rehearse: your data folder (staging/, gold/, registrations/, runs/ as docs/organizers.md says)")
+    parser.add_argument("--stand-ins", action="store_true", help="with --rehearse: stand-ins upload the folder's registrations and runs and approve their agreements")
     args = parser.parse_args(argv)
+    if args.rehearse or args.data or args.stand_ins:
+        from devtools.rehearsal import RehearsalError, check_arguments, fail
+
+        try:
+            if not args.rehearse or args.no_demo:
+                raise RehearsalError("--data and --stand-ins go with --rehearse CAMPAIGN_FILE, which does not go with --no-demo")
+            check_arguments(args.rehearse, args.data)
+        except RehearsalError as error:
+            return fail(str(error))
 
     # `kill` and `timeout` send SIGTERM: stop as on Ctrl-C, so that Airflow and PostgreSQL stop too.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -292,13 +305,21 @@ def main(argv: list[str] | None = None) -> int:
     recorder = MailRecorder(folder=mail_dir)
     smtp, smtp_port = start_smtp_server(recorder, args.smtp_port)
     env = airflow_environment(airflow_home, s3_connection_json(endpoint), smtp_connection_json("127.0.0.1", smtp_port), args.bucket, database_url)
-    demo_ctx = None
-    if not args.no_demo:
-        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=args.start_in)
+    live = None  # what plays once the API answers: live(ui, password, stand_ins)
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=args.start_in)
+    if args.rehearse:
+        from devtools.rehearsal import prepare
+
+        demo_file, rehearsal = prepare(args.rehearse, args.data, args.stand_ins, demo_dir, start, args.minutes_apart, args.scoring_minutes,
+                                       lambda path: campaign_context(path, endpoint, args.bucket, smtp_port))
+        live = rehearsal.start
+    elif not args.no_demo:
         demo_file = write_demo_campaign(Path(args.campaign), demo_dir / "campaigns", start, args.minutes_apart * 60, args.scoring_minutes)
+        demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
+        live = lambda ui, password, stand_ins: start_live_demo(demo_ctx, ui, password, stand_ins)  # noqa: E731
+    if live is not None:
         env["CLEF_CAMPAIGNS_DIR"] = str(demo_file.parent)
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
-        demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
     print(f"S3 (moto) at {endpoint}, bucket {args.bucket} (versioned); access key {DEMO_ACCESS_KEY}", flush=True)
     print(f"SMTP on 127.0.0.1:{smtp_port}; every message lands in {mail_dir}", flush=True)
     print(f"Airflow's metadata database: {'PostgreSQL in ' + str(demo_dir / 'postgres') if database else _without_password(database_url)}", flush=True)
@@ -314,14 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Participants' portal: {env['CLEF_PORTAL_URL']}/  (register, sign in, download, upload, receipts)", flush=True)
         print(f"Organizers' Campaigns page: {ui}/plugin/campaigns  (Campaigns in the UI's menu: timeline, registrations, submissions, evaluations, mail)", flush=True)
         print(f"Airflow's own log: {demo_dir / 'airflow-standalone.log'}. Ctrl-C stops everything.", flush=True)
-        if demo_ctx is not None:
+        if live is not None:
             if not password:
                 print(f"demo stopped: Airflow wrote no admin password within 180 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
                 return 1
             if not wait_for_api(ui):
                 print(f"demo stopped: the Airflow API at {ui} did not answer within 300 s; see {demo_dir / 'airflow-standalone.log'}", file=sys.stderr, flush=True)
                 return 1
-            start_live_demo(demo_ctx, ui, password, stand_ins)
+            live(ui, password, stand_ins)
         return supervise(airflow, stand_ins, demo_dir / "airflow-standalone.log")
     except KeyboardInterrupt:
         print("\nStopping Airflow, SMTP and S3...", flush=True)
@@ -355,16 +376,22 @@ def fresh_demo_dir(path: Path) -> None:
     (path / DEMO_DIR_MARKER).write_text("made by python -m devtools.devstack; wiped by the next demo\n")
 
 
-def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
+def campaign_context(campaign_file: Path, endpoint: str, bucket: str, smtp_port: int):
+    """The campaign of ``campaign_file`` on the devstack's S3 and SMTP servers."""
     from include.campaign.config import load_campaign
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
+
+    store = ObjectStore(S3Settings(bucket=bucket, endpoint_url=endpoint, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY))
+    return CampaignContext(load_campaign(campaign_file), store, SmtpSettings(host="127.0.0.1", port=smtp_port))
+
+
+def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
     from devtools.demo import build_demo, load_demo
 
-    campaign = load_campaign(demo_file)
-    store = ObjectStore(S3Settings(bucket=bucket, endpoint_url=endpoint, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY))
-    ctx = CampaignContext(campaign, store, SmtpSettings(host="127.0.0.1", port=smtp_port))
+    ctx = campaign_context(demo_file, endpoint, bucket, smtp_port)
+    campaign = ctx.campaign
     demo = build_demo(campaign)
     load_demo(ctx, demo)
     print_calendar(demo_file)

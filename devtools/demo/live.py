@@ -197,8 +197,10 @@ def _at(moment: dt.datetime) -> None:
 
 
 def watch_dag_runs(api: AirflowApi, campaign_id: str, say: Callable[[str], None], stop: threading.Event,
-                   poll_seconds: float = 5.0, patience_seconds: float = 300.0) -> None:
-    """One line per DAG run of the campaign each time its state changes.
+                   poll_seconds: float = 5.0, patience_seconds: float = 300.0,
+                   after_poll: Callable[[list[dict]], None] | None = None) -> None:
+    """One line per DAG run of the campaign each time its state changes; ``after_poll`` (the
+    rehearsal's report of what the runs did) gets the runs whose state changed in each poll.
 
     Each poll is retried by the API client; polls that keep failing for ``patience_seconds`` raise
     :class:`StandInError` (the API server is gone for good, and the demo would show nothing)."""
@@ -214,9 +216,10 @@ def watch_dag_runs(api: AirflowApi, campaign_id: str, say: Callable[[str], None]
             stop.wait(poll_seconds)
             continue
         failing_since = None
-        for run in runs:
-            key = (run["dag_id"], run["dag_run_id"])
-            if seen.get(key) != run["state"]:
-                seen[key] = run["state"]
-                say(f"{dt.datetime.now(UTC):%H:%M:%S} {run['dag_id']:<38} {run['run_type']:<16} {run['state']}")
+        changed = [run for run in runs if seen.get((run["dag_id"], run["dag_run_id"])) != run["state"]]
+        for run in changed:
+            seen[(run["dag_id"], run["dag_run_id"])] = run["state"]
+            say(f"{dt.datetime.now(UTC):%H:%M:%S} {run['dag_id']:<38} {run['run_type']:<16} {run['state']}")
+        if after_poll is not None and changed:
+            after_poll(changed)
         stop.wait(poll_seconds)

@@ -80,6 +80,12 @@ class Row:
             return NOT_COMPUTED
         return repr(float(value)) if decimals is None else f"{value:.{decimals}f}"
 
+    @property
+    def coverage_share(self) -> float | None:
+        """The answered share of the test items (for sorting the HTML column), None when unknown."""
+        answered, _, total = self.coverage.partition("/")
+        return int(answered) / int(total) if answered.isdigit() and total.isdigit() and int(total) else None
+
 
 @dataclass
 class Leaderboard:
@@ -111,6 +117,11 @@ class Leaderboard:
     def teams(self) -> list[str]:
         """Every team with at least one run in the evaluation, valid or not."""
         return sorted({row.team for row in self.rows})
+
+    @property
+    def has_coverage(self) -> bool:
+        """True when some valid run knows its coverage: the HTML and LaTeX tables then show the column."""
+        return any(row.coverage for row in self.rows if row.status != INVALID)
 
     @property
     def ranking_column(self) -> MetricColumn | None:
@@ -210,6 +221,7 @@ class Leaderboard:
                 "run": row.run,
                 "interval": interval_text(row.interval) if row.status == RANKED else "",
                 "group": row.group,
+                "coverage": row.coverage,
                 "cells": [
                     {"text": row.value_text(c.name), "best": row.status == RANKED and row.values.get(c.name) is not None
                      and _tie_key(row.values[c.name]) == _tie_key(best.get(c.name))}

@@ -16,6 +16,9 @@ task's gold the files the run format declares ``public`` and, of the other files
 describe the test inputs (the test ids, their groups and question pairs, the image sizes); answer
 columns are blanked and a column whose values are an allowed vocabulary keeps only the sorted set of
 values, not which item has which. A receipt therefore never tells a team anything about the answers.
+:func:`released_inputs` builds the same tables from what a participant received (the released list of
+test items, or the released public input files), so ``validate --inputs`` checks a test run locally
+as the receipt will.
 """
 from __future__ import annotations
 
@@ -299,3 +302,104 @@ def _blank(values: pd.Series) -> pd.Series:
         return pd.Series(np.zeros(len(values), dtype=values.dtype), index=values.index)
     placeholder = [] if len(values) and isinstance(values.iloc[0], list) else ""
     return pd.Series([type(placeholder)() for _ in range(len(values))], index=values.index, dtype=object)
+
+
+# --- the public test inputs a participant holds (``validate --inputs``) -----------------------------
+
+
+class InputsError(ValueError):
+    """The public test inputs given to ``validate --inputs`` cannot stand in for the gold; the message says why."""
+
+
+def released_inputs(format_name: str, path) -> "GoldEntry":
+    """What a participant received as test inputs, as the :class:`GoldEntry` the validator reads, with
+    the same columns :func:`public_gold` keeps for the receipts and every answer column blank.
+
+    For a format whose gold declares public files (Touché's ``arguments.csv`` and ``images.txt``,
+    the VQA-GI prompts), ``path`` is the folder of those released files, read by their gold names.
+    Otherwise ``path`` is the released list of test items: a CSV file with a header, a JSON list (of
+    objects, or of ids), or a text file with one id per line, holding the columns the format checks
+    runs against (the item id, and e.g. each question's ``language``)."""
+    from include.campaign.validation.gold import GoldEntry, load_gold_file
+    from include.campaign.validation.schema import run_schema
+
+    schema = run_schema(format_name)
+    _refuse_what_needs_gold(schema)
+    public = [spec for spec in schema.gold.files if spec.public]
+    path = Path(path)
+    expected = schema.ids.expected_from.key
+    if public:
+        if not path.is_dir():
+            raise InputsError(f"{path}: for {format_name} --inputs is the folder of the released test inputs "
+                              f"({', '.join(spec.path_name for spec in public)})")
+        tables = {spec.key: load_gold_file(path, spec, schema) for spec in public}
+        items = None
+    else:
+        if not path.is_file():
+            raise InputsError(f"{path}: for {format_name} --inputs is the released list of test items (a CSV, JSON or text file)")
+        tables, items = {}, read_item_list(path, sorted(input_columns(schema)[expected]))
+    for spec in schema.gold.files:
+        if spec.key not in tables and not spec.needed_by:
+            tables[spec.key] = _inputs_table(spec, items if spec.key == expected else None)
+    return GoldEntry(tables)
+
+
+def _refuse_what_needs_gold(schema) -> None:
+    """A format whose checks read more than a participant receives cannot be checked with the inputs alone."""
+    if schema.file.size_from_gold:
+        raise InputsError(f"{schema.format} checks each mask's size against the test masks, which participants do not receive: "
+                          f"validate with --gold (the development data) instead")
+    inputs = input_columns(schema)
+    for spec in schema.fields:
+        source = spec.allowed_from_gold
+        if source and source.column not in inputs.get(source.key, set()):
+            raise InputsError(f"{schema.format} checks {spec.name} against the values of the test gold's {source.column}: "
+                              f"validate with --gold (the development data) instead")
+
+
+def read_item_list(path: Path, columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` of the item list at ``path`` (matched case-insensitively), as strings."""
+    import json
+
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        elif path.suffix.lower() == ".json":
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
+            if not isinstance(records, list):
+                raise InputsError(f"{path}: a JSON item list is a list of objects or of ids")
+            frame = pd.DataFrame.from_records(records) if all(isinstance(r, dict) for r in records) else pd.DataFrame({columns[0]: records})
+        else:
+            frame = pd.DataFrame({columns[0]: [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        if isinstance(error, InputsError):
+            raise
+        raise InputsError(f"{path}: cannot be read as a list of test items: {error}") from None
+    return _item_columns(frame, path, columns)
+
+
+def _item_columns(frame: pd.DataFrame, path: Path, columns: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        raise InputsError(f"{path}: lists no test items")
+    by_name = {str(column).casefold(): column for column in frame.columns}
+    missing = [column for column in columns if column.casefold() not in by_name]
+    if missing:
+        raise InputsError(f"{path}: no column {', '.join(missing)} (it has: {', '.join(map(str, frame.columns))}); "
+                          f"the test items need {', '.join(columns)}")
+    return pd.DataFrame({column: [str(value).strip() for value in frame[by_name[column.casefold()]]] for column in columns})
+
+
+def _inputs_table(spec, items: pd.DataFrame | None) -> pd.DataFrame:
+    """A gold table of ``spec``'s columns: the items' input columns, every other column blank."""
+    rows = 0 if items is None else len(items)
+    table = {}
+    for column in spec.columns:
+        if items is not None and column in items.columns:
+            table[column] = pd.Series(items[column].tolist(), dtype=object)
+        elif column in spec.int_columns:
+            table[column] = pd.Series(np.zeros(rows, dtype="int64"))
+        elif column in spec.list_columns:
+            table[column] = pd.Series([[] for _ in range(rows)], dtype=object)
+        else:
+            table[column] = pd.Series([""] * rows, dtype=object)
+    return pd.DataFrame(table)

@@ -1,6 +1,9 @@
-"""``validate --task TASK --run FILE --gold DIR``: check one run and print its report.
+"""``validate --task TASK --run FILE --gold DIR | --inputs PATH``: check one run and print its report.
 
-Participants run the same check on their development runs before they submit. Exit codes:
+Participants run the same check on their development runs before they submit (``--gold``: the
+development labels they received), and on their test runs with only what was released to them
+(``--inputs``: the list of test items, or the folder of released test inputs; see
+:func:`include.campaign.submission_check.released_inputs`), as the upload receipt will. Exit codes:
 0 the run is valid, 1 it is invalid (the report says why), 2 a usage or configuration error (no
 such task, run file or gold folder; a broken campaign file or gold file).
 """
@@ -22,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     target.add_argument("--task", help="a task id of the campaign file (its run format and run limits are used)")
     target.add_argument("--format", dest="run_format", help="a run format name, used directly with default limits")
     parser.add_argument("--run", required=True, help="the run file (zip, CSV, JSON or JSONL as the task expects)")
-    parser.add_argument("--gold", required=True, help="the task's gold folder (or, for a development run, the dev gold)")
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--gold", help="the task's gold folder (or, for a development run, the dev gold)")
+    against.add_argument("--inputs", help="for a test run: the released test inputs (the list of test items: CSV, JSON or "
+                                          "one id per line; or, for formats with public input files, their folder)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     parser.add_argument("--config", default=str(DEFAULT_CAMPAIGN), help="the campaign file (default: %(default)s)")
     parser.set_defaults(handler=run)
@@ -54,6 +60,19 @@ def format_and_limits(args: argparse.Namespace):
     return task.run_format, campaign.task_run_limits(task), task
 
 
+def against(args: argparse.Namespace, run_format: str):
+    """The gold folder, or the public test inputs as gold tables; ValueError names what is wrong."""
+    if args.inputs:
+        from include.campaign.submission_check import released_inputs
+
+        if not Path(args.inputs).exists():
+            raise ValueError(f"inputs {args.inputs} not found")
+        return released_inputs(run_format, args.inputs)
+    if not Path(args.gold).is_dir():
+        raise ValueError(f"gold folder {args.gold} not found")
+    return args.gold
+
+
 def run(args: argparse.Namespace) -> int:
     from include.campaign.validation import GoldError, validate_run
 
@@ -63,13 +82,14 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(str(error))
     if not Path(args.run).exists():
         return usage_error(f"run file {args.run} not found")
-    if not Path(args.gold).is_dir():
-        return usage_error(f"gold folder {args.gold} not found")
     try:
-        outcome = validate_run(run_format, args.run, args.gold, limits,
+        gold = against(args, run_format)
+        outcome = validate_run(run_format, args.run, gold, limits,
                                task.id if task else None, task.format_options if task else None)
     except GoldError as error:
-        return usage_error(f"gold folder problem: {error}")
+        return usage_error(f"{'inputs' if args.inputs else 'gold folder'} problem: {error}")
+    except ValueError as error:  # InputsError: inputs that cannot stand in for the gold
+        return usage_error(str(error))
     if args.json:
         print(json.dumps(outcome.report, indent=2, ensure_ascii=False))
     else:

@@ -13,9 +13,10 @@ builds one with explicit settings (tests). Pages:
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -171,6 +172,48 @@ async def _form(request: Request, portal: Portal, **limits: int) -> dict[str, An
     return form
 
 
+class RateLimit(NamedTuple):
+    """A POST route's per-address limit: the limiter's bucket, the settings' ``limits`` field, the refusal."""
+
+    bucket: str
+    per_hour_setting: str
+    title: str
+    text: str
+
+
+REGISTRATION_RATE = RateLimit("register", "registrations_per_hour", "Too many registrations",
+                              "Too many registrations came from your address in the last hour; nothing was stored. Try again later.")
+SIGN_IN_RATE = RateLimit("sign-in", "sign_in_requests_per_hour", "Too many requests",
+                         "Too many sign-in requests came from your address in the last hour. Try again later.")
+
+
+@dataclass
+class Posted:
+    """What a POST route works on once :func:`_posted` let the request through."""
+
+    ctx: CampaignContext
+    form: Any  # starlette's FormData
+    team: dict[str, Any] | None = None
+
+
+async def _posted(portal: Portal, request: Request, campaign_id: str, max_fields: int, max_files: int | Callable[[CampaignContext], int] = 0,
+                  max_part_size: int | None = None, rate: RateLimit | None = None, signed_in: bool = False) -> Posted | HTMLResponse:
+    """Every POST route's first steps, in order: the campaign lookup, the rate limit (``rate``), the
+    team's session (``signed_in``), then the form read within its limits and the CSRF check. Returns
+    the campaign, form and team, or the page that refuses the request."""
+    ctx = portal.context(campaign_id)
+    if ctx is None:
+        return _not_found(portal, request)
+    if rate is not None and not portal.limiter.allow(rate.bucket, _client(request), getattr(portal.settings.limits, rate.per_hour_setting), HOUR):
+        return _message(portal, request, rate.title, rate.text, 429, ctx)
+    team = _signed_in(portal, request, ctx) if signed_in else None
+    if signed_in and team is None:
+        return _sign_in_needed(portal, request, ctx)
+    limits = {"max_fields": max_fields, "max_files": max_files(ctx) if callable(max_files) else max_files}
+    form = await _form(request, portal, **limits, **({"max_part_size": max_part_size} if max_part_size else {}))
+    return form if isinstance(form, HTMLResponse) else Posted(ctx, form, team)
+
+
 def _session_cookie(campaign_id: str) -> str:
     return f"clef_team_{campaign_id}"
 
@@ -241,16 +284,13 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.post("/c/{campaign_id}/register", response_class=HTMLResponse)
     async def register(request: Request, campaign_id: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
         limits = portal.settings.limits
-        if not portal.limiter.allow("register", _client(request), limits.registrations_per_hour, HOUR):
-            return _message(portal, request, "Too many registrations", "Too many registrations came from your address in the last hour; nothing was stored. Try again later.", 429, ctx)
-        posted = await _form(request, portal, max_files=len(ctx.campaign.tasks), max_fields=40, max_part_size=limits.agreement_bytes + 1024)
+        posted = await _posted(portal, request, campaign_id, max_fields=40, max_files=lambda ctx: len(ctx.campaign.tasks),
+                               max_part_size=limits.agreement_bytes + 1024, rate=REGISTRATION_RATE)
         if isinstance(posted, HTMLResponse):
             return posted
-        form = await _registration_form(posted, ctx, limits)
+        ctx = posted.ctx
+        form = await _registration_form(posted.form, ctx, limits)
         document = forms.check_registration(ctx, form, limits)
         if document is None:
             return _registration_page(portal, request, ctx, form, status=422)
@@ -279,14 +319,12 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.post("/c/{campaign_id}/confirm", response_class=HTMLResponse)
     async def confirm(request: Request, campaign_id: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
-        posted = await _form(request, portal, max_files=0, max_fields=4)
+        posted = await _posted(portal, request, campaign_id, max_fields=4)
         if isinstance(posted, HTMLResponse):
             return posted
+        ctx = posted.ctx
         try:
-            confirmation.confirm(ctx, portal.signer, str(posted.get("token") or ""))
+            confirmation.confirm(ctx, portal.signer, str(posted.form.get("token") or ""))
         except confirmation.TokenError as problem:
             return _message(portal, request, "Link not usable", str(problem), 400, ctx)
         return _message(portal, request, "Address confirmed", f"Thank you. Your registration is taken in at the next intake (every {ctx.campaign.intake_every_minutes} minutes); "
@@ -312,16 +350,11 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.post("/c/{campaign_id}/sign-in", response_class=HTMLResponse)
     async def request_link(request: Request, campaign_id: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
-        limits = portal.settings.limits
-        if not portal.limiter.allow("sign-in", _client(request), limits.sign_in_requests_per_hour, HOUR):
-            return _message(portal, request, "Too many requests", "Too many sign-in requests came from your address in the last hour. Try again later.", 429, ctx)
-        posted = await _form(request, portal, max_files=0, max_fields=4)
+        posted = await _posted(portal, request, campaign_id, max_fields=4, rate=SIGN_IN_RATE)
         if isinstance(posted, HTMLResponse):
             return posted
-        address = str(posted.get("contact_email") or "").strip()
+        ctx = posted.ctx
+        address = str(posted.form.get("contact_email") or "").strip()
         problem = text_problem(address, 254) or (None if "@" in address else "is not an e-mail address")
         if problem:
             return _render(portal, request, "sign-in.html.j2", 422, campaign=ctx.campaign, error=f"contact e-mail {problem}")
@@ -335,10 +368,7 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.post("/c/{campaign_id}/sign-out")
     async def sign_out(request: Request, campaign_id: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
-        posted = await _form(request, portal, max_files=0, max_fields=2)
+        posted = await _posted(portal, request, campaign_id, max_fields=2)
         if isinstance(posted, HTMLResponse):
             return posted
         response = RedirectResponse(f"{_base(request)}/c/{campaign_id}", status_code=303)
@@ -382,16 +412,11 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.post("/c/{campaign_id}/team/download")
     async def download(request: Request, campaign_id: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
-        team = _signed_in(portal, request, ctx)
-        if team is None:
-            return _sign_in_needed(portal, request, ctx)
-        posted = await _form(request, portal, max_files=0, max_fields=6)
+        posted = await _posted(portal, request, campaign_id, max_fields=6, signed_in=True)
         if isinstance(posted, HTMLResponse):
             return posted
-        task_id, split, path = (str(posted.get(name) or "") for name in ("task", "split", "path"))
+        ctx, team = posted.ctx, posted.team
+        task_id, split, path = (str(posted.form.get(name) or "") for name in ("task", "split", "path"))
         if task_id not in team["tasks"] or split not in SPLITS or not may_receive_data(ctx, team, task_id):
             return _message(portal, request, "Not available", "Your team cannot download this (not one of its tasks, or its agreement is not approved yet).", 403, ctx)
         record = release_record(ctx, task_id, split)

@@ -43,3 +43,39 @@ def test_a_one_language_run_counts_missing_answers_as_wrong_and_shows_its_covera
     header, *lines = board.to_csv().splitlines()
     assert header.split(",")[-2:] == ["coverage", "note"]
     assert any(line.startswith("2,german-team,run-01") and ",2/5," in line for line in lines)
+
+
+def _board_of(tmp_path, campaign_file):
+    task, gold = _quiz(tmp_path, campaign_file)
+    runs = {"full-team": QUESTIONS, "german-team": QUESTIONS[:2]}
+    summaries = []
+    for team, rows in runs.items():
+        outcome = evaluate(task, _run(tmp_path, team, rows), gold)
+        summaries.append({"team": team, "run": "run-01", "verdict": "valid", "metrics": {"mmr_accuracy": outcome.results["mmr_accuracy"].value},
+                          "coverage": run_coverage(outcome.report)})
+    summaries.append({"team": "broken-team", "run": "run-01", "verdict": "invalid", "metrics": {}, "reason": "not JSON"})
+    return leaderboard.build(task, summaries, [get_metric("mmr_accuracy")])
+
+
+def test_the_html_export_shows_each_run_s_coverage(campaign_file, tmp_path):
+    page = _board_of(tmp_path, campaign_file).to_html()
+    assert '<button type="button">Coverage</button>' in page
+    assert '<td class="number coverage" data-value="0.4">2/5</td>' in page
+    assert '<td class="number coverage" data-value="1.0">5/5</td>' in page
+    assert "Coverage = test items the run answered" in page
+
+
+def test_the_latex_export_shows_each_run_s_coverage(campaign_file, tmp_path):
+    table = _board_of(tmp_path, campaign_file).to_latex()
+    header = next(line for line in table.splitlines() if line.startswith("Rank & Team"))
+    assert header.rstrip(" \\").endswith("& Coverage")
+    assert "\\begin{tabular}{rllrr}" in table
+    rows = [line for line in table.splitlines() if "team & run-01" in line]
+    assert [row.rstrip(" \\").rsplit("& ", 1)[1] for row in rows] == ["5/5", "2/5"], rows
+
+
+def test_boards_without_coverage_have_no_coverage_column(campaign_file, tmp_path):
+    board = _board_of(tmp_path, campaign_file)
+    for row in board.rows:
+        row.coverage = ""
+    assert "Coverage" not in board.to_html() and "Coverage" not in board.to_latex()
