@@ -2,7 +2,13 @@
 # docker-compose.yaml builds it for every Airflow service; for Kubernetes, push it to a registry and
 # name it in deploy/helm-values.yaml. The base tag pins Airflow and Python; tests/deploy checks that it
 # matches the apache-airflow pin in requirements.txt.
-FROM apache/airflow:3.3.2-python3.11
+#
+# Two targets: `default` (the last stage, what `docker build .` makes: scheduler, API server, default
+# workers; no torch) and `models` (the same plus requirements-models.txt: torch CPU build, transformers,
+# bert-score, bleurt-pytorch, open_clip for BiomedCLIP), which compose's airflow-worker-models runs.
+# Neither installs requirements-dev.txt (tests, demo), and the dev wing devtools/ never enters the image
+# (.dockerignore; tests/dev_wing/test_dev_wing.py checks both).
+FROM apache/airflow:3.3.2-python3.11 AS base
 
 # The image installs Python packages as its `airflow` user. Naming apache-airflow==${AIRFLOW_VERSION}
 # (set by the base image) stops pip from moving Airflow while it resolves our requirements.
@@ -18,3 +24,17 @@ COPY --chown=airflow:0 . /opt/airflow/
 
 # `import include.campaign...` (and `dags.clef_dag_support`) work in every component and task.
 ENV PYTHONPATH=/opt/airflow
+
+# The models worker: PyTorch's CPU wheels (TORCH_INDEX=https://download.pytorch.org/whl/cu126 for a GPU
+# host) with the torchvision built for them, then open_clip (BiomedCLIP) and the rest of
+# requirements-models.txt. Weights are never in the image: mount them at CLEF_MODEL_DIR
+# (`python -m include.cli models CAMPAIGN` lists what to fetch).
+FROM base AS models
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+COPY --chown=airflow:0 requirements-models.txt /opt/airflow/requirements-models.txt
+RUN pip install --no-cache-dir --index-url "${TORCH_INDEX}" "torch==2.13.0" "torchvision==0.28.0" \
+ && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airflow/requirements-models.txt \
+      "open-clip-torch==3.3.0" "timm==1.0.31" "ftfy==6.3.1"
+ENV CLEF_MODEL_DIR=/opt/airflow/models HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+FROM base AS default

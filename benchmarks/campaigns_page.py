@@ -3,14 +3,18 @@
 Builds that state in a moto S3 server on loopback (its own process, as S3 or MinIO would be) (team records, agreement decisions, rejected
 registrations, collection manifests, two evaluation versions per task with their leaderboards,
 an outbox of every e-mail the stages send, undeliverable addresses), then times the view model
-of each tab (:func:`include.campaign.overview.campaign_panel`) with its rendered page. The baseline,
-measured in the same run, is the same view model reading one object at a time.
+of each tab (:func:`include.campaign.overview.campaign_panel`) with its rendered page. Measured in
+the same run: the same view model reading one object at a time with no cache (the baseline), and
+as it was before listings were parsed with ElementTree (botocore's parser, a HEAD before each GET
+of an object that may be absent). It prints the S3 calls a tab makes and the CPU the moto server
+and this process spent on it, to see where the time goes.
 
     python benchmarks/campaigns_page.py [--teams 200] [--runs 2000] [--repeat 3]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import statistics
@@ -19,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,6 +104,41 @@ def wait_for(endpoint: str, seconds: float = 60) -> None:
             time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def botocore_parsing():
+    """The page as it was before: listings parsed by botocore, a HEAD before each GET of an object that may be absent."""
+    from include.campaign.store import ObjectStore
+
+    saved = ObjectStore.scan, ObjectStore.get_json_or_none
+    ObjectStore.scan = lambda self, prefix, page_size=1000: list(self.list_objects(prefix))
+    ObjectStore.get_json_or_none = lambda self, key: self.get_json(key) if self.head(key) is not None else None
+    try:
+        yield
+    finally:
+        ObjectStore.scan, ObjectStore.get_json_or_none = saved
+
+
+def count_calls(store) -> Counter:
+    """S3 operations by name, as boto3 sends them, plus the quick listings (presigned, not sent by boto3)."""
+    calls: Counter = Counter()
+    store.client.meta.events.register("before-call.s3", lambda model, **kwargs: calls.update([model.name]))
+    original = store._listing_page
+    store._listing_page = lambda *args: (calls.update(["ListObjectsV2 (quick)"]), original(*args))[1]
+    return calls
+
+
+def cpu_of(pid: int, repeat: int, function) -> tuple[object, tuple[float, float]]:
+    """``function()``'s result, and the CPU seconds per repetition of the moto server and of this process."""
+    moto, own = cpu_seconds(pid), time.process_time()
+    result = function()
+    return result, ((cpu_seconds(pid) - moto) / repeat, (time.process_time() - own) / repeat)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(function, repeat: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeat):
@@ -137,26 +177,36 @@ def main() -> None:
         print(f"state: {TASKS} tasks, {args.teams} teams, {args.runs} runs, {count:,} objects written in {time.perf_counter() - started:.1f} s")
 
         page = template_environment().get_template("campaigns/campaign.html.j2")
-        print(f"{'panel':15s} {'baseline: one read':>20s} {'concurrent reads,':>20s} {'with HTML':>12s}")
-        print(f"{'':15s} {'at a time, no cache':>20s} {'ETag cache':>20s}")
+        calls = count_calls(store)
+        print(f"{'panel':14s} {'one read at a time,':>20s} {'botocore listings,':>19s} {'now':>8s} {'with HTML':>10s}   S3 calls now; CPU of moto / of this process")
+        print(f"{'':14s} {'no cache (baseline)':>20s} {'HEAD+GET (before)':>19s}")
         slowest = 0.0
         for panel in overview.PANELS:
-            concurrent_s, data = timed(lambda: overview.campaign_panel(ctx, panel), args.repeat)
+            with botocore_parsing():
+                (before_s, _), before_cpu = cpu_of(server.pid, args.repeat, lambda: timed(lambda: overview.campaign_panel(ctx, panel), args.repeat))
+            calls.clear()
+            (concurrent_s, data), (moto_cpu, own_cpu) = cpu_of(server.pid, args.repeat, lambda: timed(lambda: overview.campaign_panel(ctx, panel), args.repeat))
+            per_page = {name: count // args.repeat for name, count in sorted(calls.items())}
             render_s, _ = timed(lambda: page.render(prefix="/campaigns", o=data, panels=overview.PANELS, user="olga", csrf="x", message=""), args.repeat)
             readers = overview.READERS
             overview.READERS = 1
             try:
-                sequential_s, _ = timed(lambda: (overview._CACHE.clear(), overview.campaign_panel(ctx, panel)), args.repeat)
+                with botocore_parsing():
+                    sequential_s, _ = timed(lambda: (overview._CACHE.clear(), overview.campaign_panel(ctx, panel)), args.repeat)
             finally:
                 overview.READERS = readers
                 timed(lambda: overview.campaign_panel(ctx, panel), 1)  # warm the cache again
             slowest = max(slowest, concurrent_s + render_s)
-            print(f"{panel:15s} {sequential_s * 1000:17.0f} ms {concurrent_s * 1000:17.0f} ms {(concurrent_s + render_s) * 1000:9.0f} ms")
-        overview._CACHE.clear()
-        cold_s, _ = timed(lambda: overview.campaign_panel(ctx, "registrations"), 1)
-        print(f"registrations, first page after the api-server started (nothing cached): {cold_s * 1000:.0f} ms")
+            print(f"{panel:14s} {sequential_s * 1000:17.0f} ms {before_s * 1000:16.0f} ms {concurrent_s * 1000:5.0f} ms {(concurrent_s + render_s) * 1000:7.0f} ms"
+                  f"   {per_page or '-'}; {moto_cpu * 1000:.0f} / {own_cpu * 1000:.0f} ms (before: {before_cpu[0] * 1000:.0f} / {before_cpu[1] * 1000:.0f} ms)")
+        for label, mode in (("before", botocore_parsing), ("now", contextlib.nullcontext)):
+            with mode():
+                overview._CACHE.clear()
+                cold_s, _ = timed(lambda: overview.campaign_panel(ctx, "registrations"), 1)
+            print(f"registrations, first page after the api-server started (nothing cached), {label}: {cold_s * 1000:.0f} ms")
         whole_s, _ = timed(lambda: overview.campaign_overview(ctx), args.repeat)
-        print(f"slowest tab (view model + HTML): {slowest * 1000:.0f} ms (goal: under 1,000 ms); all panels at once (JSON view): {whole_s * 1000:.0f} ms")
+        print(f"slowest tab (view model + HTML): {slowest * 1000:.0f} ms (goal: under 1,000 ms); all panels at once (JSON view): {whole_s * 1000:.0f} ms; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         server.terminate()
         server.wait(timeout=30)

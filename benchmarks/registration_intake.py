@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
 
-from include.campaign.confirmation import confirm_on_submission  # noqa: E402
+from devtools.demo.submit import confirm_on_submission  # noqa: E402
 from include.campaign.context import CampaignContext  # noqa: E402
 from include.campaign.mail import SmtpSettings  # noqa: E402
 from include.campaign.registration import intake  # noqa: E402

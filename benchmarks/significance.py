@@ -33,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.campaign import statistics as st  # noqa: E402
+from include.campaign import significance as st  # noqa: E402
 from include.metrics import score_run  # noqa: E402
 
 

@@ -19,7 +19,8 @@ def build_error_dag(path, error) -> DAG:
     message = error.render()
     with DAG(
         dag_id=dag_id,
-        schedule=None,
+        schedule=None,  # never runs by itself: it is there to be read
+        start_date=None,
         catchup=False,
         description=f"{path.name} does not pass the campaign check",
         doc_md=f"### {path.name} is not a valid campaign file\n\nNo DAG is built from it until it is fixed:\n\n```\n{message}\n```\n",
@@ -35,7 +36,7 @@ def build_error_dag(path, error) -> DAG:
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _result in load_all():
     if not isinstance(_result, Campaign):
-        _dag = build_error_dag(_path, _result)
-        globals()[_dag.dag_id] = _dag
+        build_error_dag(_path, _result)

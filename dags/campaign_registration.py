@@ -9,13 +9,14 @@ from dags.clef_dag_support.runtime import (
     campaign_context,
     dag_kwargs,
     due_events,
+    first_moment,
     label_map_index,
-    milestone_dag_kwargs,
     milestone_table,
+    milestone_timetable,
     valid_campaigns,
 )
 
-from include.campaign.calendar import milestone_events
+from include.campaign.timeline import milestone_events
 
 STAGE_MILESTONES = ("registration_opens", "registration_closes")
 
@@ -34,7 +35,10 @@ Fires on (a late deployment still fires the missed dates, in order):
 {milestone_table(events)}
 """
     with DAG(
-        **milestone_dag_kwargs(campaign, "registration", events, "registration opens and closes", doc),
+        schedule=milestone_timetable(events, "registration opens and closes"),
+        start_date=first_moment(events),
+        catchup=True,  # a late deployment still fires the missed milestones, in order
+        **dag_kwargs(campaign, "registration", doc),
     ) as dag:
 
         @task.branch(task_id="which_milestone")
@@ -156,8 +160,8 @@ another team gave. One decision may cover several tasks; every task is checked b
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    for _builder in (build_registration_dag, build_intake_dag, build_approval_dag):
-        _dag = _builder(str(_path), _campaign)
-        if _dag is not None:
-            globals()[_dag.dag_id] = _dag
+    build_registration_dag(str(_path), _campaign)
+    build_intake_dag(str(_path), _campaign)
+    build_approval_dag(str(_path), _campaign)

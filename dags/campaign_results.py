@@ -7,14 +7,16 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, task
 from dags.clef_dag_support.runtime import (
     campaign_context,
+    dag_kwargs,
     due_events,
+    first_moment,
     label_map_index,
-    milestone_dag_kwargs,
     milestone_table,
+    milestone_timetable,
     valid_campaigns,
 )
 
-from include.campaign.calendar import milestone_events
+from include.campaign.timeline import milestone_events
 
 APPROVAL_RESPONSE_TIMEOUT = dt.timedelta(days=14)
 
@@ -43,7 +45,10 @@ Fires on:
 {milestone_table(events)}
 """
     with DAG(
-        **milestone_dag_kwargs(campaign, "results", events, "results release", doc),
+        schedule=milestone_timetable(events, "results release"),
+        start_date=first_moment(events),
+        catchup=True,  # a late deployment still fires the missed milestones, in order
+        **dag_kwargs(campaign, "results", doc),
     ) as dag:
 
         @task(task_id="plan_results")
@@ -93,6 +98,6 @@ Fires on:
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_results_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_results_dag(str(_path), _campaign)

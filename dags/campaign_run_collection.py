@@ -6,14 +6,16 @@ from dags.clef_dag_support.runtime import (
     asset,
     asset_alias,
     campaign_context,
+    dag_kwargs,
     due_events,
+    first_moment,
     label_map_index,
-    milestone_dag_kwargs,
     milestone_table,
+    milestone_timetable,
     valid_campaigns,
 )
 
-from include.campaign.calendar import milestone_events
+from include.campaign.timeline import milestone_events
 
 
 def build_run_collection_dag(campaign_file: str, campaign) -> DAG:
@@ -36,7 +38,10 @@ Fires on:
 """
     alias = asset_alias(campaign.id, "runs")
     with DAG(
-        **milestone_dag_kwargs(campaign, "run_collection", events, "run submission deadlines", doc),
+        schedule=milestone_timetable(events, "run submission deadlines"),
+        start_date=first_moment(events),
+        catchup=True,  # a late deployment still fires the missed milestones, in order
+        **dag_kwargs(campaign, "run_collection", doc),
     ) as dag:
 
         @task(task_id="plan_collection")
@@ -68,6 +73,6 @@ Fires on:
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_run_collection_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_run_collection_dag(str(_path), _campaign)

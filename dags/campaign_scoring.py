@@ -22,11 +22,14 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 
 1. `plan_scoring` allocates a new evaluation version (`evaluations/<task>/v0001`, `v0002`, …; a
    re-score never overwrites an older one) and lists the runs to score;
-2. `score_run` (mapped, labelled `task: team/run`) validates each run against its format and, when
-   valid, scores it with the task's metrics; an invalid run gets its report and is not ranked, and
-   never fails the DAG run. Runs of tasks with a metric that needs a model go to `score_run_models`
-   instead (planned by `plan_model_scoring`), on the `models` worker queue. Each has one instance
-   per run, up to 16 instances (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
+2. `score_run` (mapped, labelled `task: team/run`, queue `default`) validates each run against its
+   format and, when valid, scores it with the task's CPU metrics; an invalid run gets its report and
+   is not ranked, and never fails the DAG run. For a task with metrics that need a model,
+   `score_run_models` (queue `models`: workers with torch and the weights in `CLEF_MODEL_DIR`) scores
+   those metrics of the same runs, at least 25 runs per instance so each model is loaded once per
+   worker process (`plan_model_scoring` lists its batches); a model whose weights are missing gives
+   its metrics a "not computed" reason naming it (`python -m include.cli models CAMPAIGN` lists them).
+   `score_run` has one instance per run, up to 16 instances per queue (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
    `max_map_length`); with more runs, each instance scores a batch of consecutive runs
    (docs/scoring-batches.md);
 3. `build_leaderboard` (told the versions and the manifests by `plan_scoring`) writes the evaluation with its lineage (run and gold sha256, metric code
@@ -52,11 +55,13 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
 
         @task(task_id="plan_scoring")
         def plan_scoring(**context) -> list[dict]:
-            """Allocate the versions; return the batches of the default queue, keep the models queue's for the next
-            task, and tell `build_leaderboard` each task's version and manifest (XCom ``versions``)."""
+            """Allocate the versions; return the batches of every run's CPU part (queue default), keep the
+            batches of the model part (queue models) for the next task, and tell `build_leaderboard` each
+            task's version and manifest (XCom ``versions``)."""
             from airflow.sdk.configuration import conf
 
             from include.campaign import evaluation
+            from include.models import parts
 
             ctx = campaign_context(campaign_file)
             by_queue: dict[str, list[dict]] = {DEFAULT_QUEUE: [], MODELS_QUEUE: []}
@@ -64,32 +69,43 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             for request in scoring_requests(context):
                 manifest_key = request["manifest_key"] or ctx.layout.collection_manifest(request["task"])
                 version = evaluation.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
-                queue = evaluation.scoring_queue(ctx.campaign.task(request["task"]))
+                with_models = parts.has_model_part(ctx.campaign.task(request["task"]))
                 for run in evaluation.plan(ctx, request["task"], request["teams"], request["runs"], manifest_key=manifest_key):
-                    by_queue[queue].append({**run, "task": request["task"], "version": version})
+                    item = {**run, "task": request["task"], "version": version}
+                    by_queue[DEFAULT_QUEUE].append(item)
+                    if with_models:
+                        by_queue[MODELS_QUEUE].append(item)
                 planned_versions.append({**request, "version": version, "manifest_key": manifest_key})
                 context["ti"].xcom_push(key="versions", value=planned_versions)  # what is fully planned, even if a later task fails
             limit = evaluation.max_instances(conf.getint("core", "max_map_length"), ctx.settings.scoring_max_instances)
-            context["ti"].xcom_push(key=MODELS_QUEUE, value=evaluation.batches(by_queue[MODELS_QUEUE], limit))
+            models = by_queue[MODELS_QUEUE]
+            context["ti"].xcom_push(key=MODELS_QUEUE, value=evaluation.batches(models, parts.model_instances(len(models), limit)))
             return evaluation.batches(by_queue[DEFAULT_QUEUE], limit)
 
         @task(task_id="plan_model_scoring")
         def plan_model_scoring(**context) -> list[dict]:
-            """The batches of runs whose task has a metric that needs a model (Airflow maps over return values only)."""
+            """The batches of the model part of runs whose task has a metric that needs a model (Airflow maps over return values only)."""
             return context["ti"].xcom_pull(task_ids="plan_scoring", key=MODELS_QUEUE) or []
 
-        def score_runs(batch: dict) -> list[dict]:
+        def score_runs(batch: dict, part: str) -> list[dict]:
             from include.campaign import evaluation
 
             label_map_index(batch["label"])
-            return evaluation.score_batch(campaign_context(campaign_file), batch["runs"])
+            return evaluation.score_batch(campaign_context(campaign_file), batch["runs"], part=part)
 
-        score_run = task(task_id="score_run", queue=DEFAULT_QUEUE, map_index_template="{{ label }}")(score_runs)
-        score_run_models = task(task_id="score_run_models", queue=MODELS_QUEUE, map_index_template="{{ label }}")(score_runs)
+        @task(task_id="score_run", queue=DEFAULT_QUEUE, map_index_template="{{ label }}")
+        def score_run(batch: dict) -> list[dict]:
+            """The CPU part of a batch of runs: validation report and the metrics that need no model."""
+            return score_runs(batch, "cpu")
+
+        @task(task_id="score_run_models", queue=MODELS_QUEUE, map_index_template="{{ label }}")
+        def score_run_models(batch: dict) -> list[dict]:
+            """The model part of a batch of runs; each model is loaded once in this process (include/models/store.py)."""
+            return score_runs(batch, "models")
 
         @task(task_id="build_leaderboard", outlets=[alias], trigger_rule="all_done")
         def build_leaderboard(summaries, model_summaries, **context) -> list[dict]:
-            from include.campaign import results, evaluation
+            from include.campaign import evaluation, results
 
             ctx = campaign_context(campaign_file)
             summaries = _flatten(summaries) + _flatten(model_summaries)
@@ -152,6 +168,6 @@ def scoring_requests(context) -> list[dict]:
              "triggered_by": user, "manifest_key": None}]
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_scoring_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_scoring_dag(str(_path), _campaign)

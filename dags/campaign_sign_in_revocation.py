@@ -36,6 +36,6 @@ can ask the portal for a new link at any time (it goes to the contact address of
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_revocation_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_revocation_dag(str(_path), _campaign)

@@ -49,6 +49,6 @@ Collection at the deadline (`{campaign.id}_run_collection`) still decides which 
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_submission_check_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_submission_check_dag(str(_path), _campaign)

@@ -4,13 +4,15 @@ from __future__ import annotations
 from airflow.sdk import DAG, task
 from dags.clef_dag_support.runtime import (
     campaign_context,
+    dag_kwargs,
     due_events,
-    milestone_dag_kwargs,
+    first_moment,
     milestone_table,
+    milestone_timetable,
     valid_campaigns,
 )
 
-from include.campaign.calendar import reminder_events
+from include.campaign.timeline import reminder_events
 
 
 def build_working_notes_dag(campaign_file: str, campaign) -> DAG:
@@ -29,7 +31,10 @@ Fires on:
 {milestone_table(events)}
 """
     with DAG(
-        **milestone_dag_kwargs(campaign, "working_notes", events, "working-notes reminders", doc),
+        schedule=milestone_timetable(events, "working-notes reminders"),
+        start_date=first_moment(events),
+        catchup=True,  # a late deployment still fires the missed milestones, in order
+        **dag_kwargs(campaign, "working_notes", doc),
     ) as dag:
 
         @task(task_id="send_reminders")
@@ -43,6 +48,6 @@ Fires on:
     return dag
 
 
+# Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).
 for _path, _campaign in valid_campaigns():
-    _dag = build_working_notes_dag(str(_path), _campaign)
-    globals()[_dag.dag_id] = _dag
+    build_working_notes_dag(str(_path), _campaign)

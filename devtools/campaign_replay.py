@@ -18,11 +18,11 @@ from typing import Any, Callable
 import yaml
 
 from devtools.dag_driver import DagDriver, RunResult
-from include.campaign.calendar import milestone_events, reminder_events
+from include.campaign.timeline import milestone_events, reminder_events
 from include.campaign.config import Campaign, parse_campaign
 from include.campaign.context import CampaignContext
 from devtools.compressed_calendar import replay_copy
-from include.campaign.statistics import interval_text
+from include.campaign.significance import interval_text
 from devtools.demo.submit import submit_registrations, submit_runs, team_ids
 
 UTC = dt.timezone.utc
@@ -217,6 +217,8 @@ def render_summary(report: SimulationReport, top: int = 5) -> str:
         others = Counter(row["status"] for row in board["rows"] if row["status"] != "ranked")
         lines.append(f"\n{task_id}: ranked by {metric or 'nothing computable'}; {len(ranked)} ranked runs"
                      + "".join(f", {count} {status}" for status, count in sorted(others.items())))
+        if board.get("note"):  # e.g. the primary metric's model is missing: which one, and how to fetch it
+            lines.append(f"  note: {board['note']}")
         for row in ranked[:top]:
             value = row["metrics"].get(metric) if metric else None
             shown = "n/c" if value is None else f"{value:.4f}"

@@ -14,6 +14,9 @@ mapped tasks wrote their XComs the API server's POST of a DAG run waited out SQL
 
 The stand-ins of the live demo (participants, organizer, watcher) run in threads watched by
 :class:`StandIns`: the first one that fails stops the demo with its message and a non-zero exit.
+``--leave-to-ui N`` leaves the agreements of the last N teams the stand-in organizer would approve
+to the person at the UI (the Campaigns page's Registrations tab), who then decides as a real
+organizer would.
 """
 from __future__ import annotations
 
@@ -253,7 +256,7 @@ def write_demo_campaign(source: Path, target_dir: Path, start: "dt.datetime", st
 
 
 def print_calendar(path: Path, kind: str = "demo copy") -> None:
-    from include.campaign.calendar import milestone_events
+    from include.campaign.timeline import milestone_events
     from include.campaign.config import load_campaign
 
     campaign = load_campaign(path)
@@ -273,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-in", type=float, default=150, help="seconds from now to the first milestone (Airflow needs a minute or two to start)")
     parser.add_argument("--scoring-minutes", type=float, default=4, help="extra minutes between the run deadline and the results, for scoring")
     parser.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="where the demo keeps everything (wiped at start)")
+    parser.add_argument("--leave-to-ui", type=int, default=0, metavar="N",
+                        help="the stand-in organizer leaves the agreements of the last N teams it would approve to you (Campaigns > Registrations)")
     parser.add_argument("--database-url", default=os.environ.get("CLEF_DEMO_DATABASE_URL"),
                         help="Airflow's metadata database (SQLAlchemy URL); default: an embedded PostgreSQL in .demo/postgres")
     parser.add_argument("--rehearse", metavar="CAMPAIGN_FILE", help="rehearse your own campaign live with the data of --data (docs/organizers.md, Rehearse)")
@@ -316,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.no_demo:
         demo_file = write_demo_campaign(Path(args.campaign), demo_dir / "campaigns", start, args.minutes_apart * 60, args.scoring_minutes)
         demo_ctx = load_demo_data(demo_file, endpoint, args.bucket, smtp_port)
-        live = lambda ui, password, stand_ins: start_live_demo(demo_ctx, ui, password, stand_ins)  # noqa: E731
+        live = lambda ui, password, stand_ins: start_live_demo(demo_ctx, ui, password, stand_ins, leave_to_ui=args.leave_to_ui)  # noqa: E731
     if live is not None:
         env["CLEF_CAMPAIGNS_DIR"] = str(demo_file.parent)
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
@@ -400,13 +405,13 @@ def load_demo_data(demo_file: Path, endpoint: str, bucket: str, smtp_port: int):
     return ctx, demo
 
 
-def start_live_demo(demo_ctx, ui: str, password: str, stand_ins: "StandIns") -> None:
+def start_live_demo(demo_ctx, ui: str, password: str, stand_ins: "StandIns", leave_to_ui: int = 0) -> None:
     from devtools.demo.live import AirflowApi, Organizer, Participants, watch_dag_runs
 
     ctx, demo = demo_ctx
     say = lambda line: print(line, flush=True)  # noqa: E731
     stand_ins.start("the DAG-run watcher", watch_dag_runs, AirflowApi(ui, "admin", password), ctx.campaign.id, say, stand_ins.stop)
-    stand_ins.start("the stand-in organizer", Organizer(ctx, demo, AirflowApi(ui, "admin", password), say).play)
+    stand_ins.start("the stand-in organizer", Organizer(ctx, demo, AirflowApi(ui, "admin", password), say, leave=leave_to_ui).play)
     stand_ins.start("the stand-in participants", Participants(ctx, demo, say).play)
 
 

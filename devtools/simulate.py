@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step", type=float, default=2.0, help="seconds between consecutive milestones (default 2)")
     parser.add_argument("--seed", type=int, default=2025, help="the demo data's seed (default 2025)")
     parser.add_argument("--data", help="rehearse with your own data: a folder laid out as docs/organizers.md says (staging/, gold/, registrations/, runs/)")
+    parser.add_argument("--model-dir", dest="model_dir", help="the model directory for the model-based metrics "
+                        "(default: CLEF_MODEL_DIR; without one, their tasks say which models are missing)")
     return parser
 
 
@@ -84,13 +86,17 @@ def _prepare_airflow(workdir: Path, s3_json: str, smtp_json: str) -> None:
 
 def _simulate(args: argparse.Namespace, workdir: Path) -> int:
     from devtools.campaign_replay import Simulation, render_summary
-    from include.campaign.context import CampaignContext
+    from include.campaign.context import MODEL_DIR_VARIABLE, CampaignContext, Settings
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
 
     store = ObjectStore(S3Settings.from_env())
     smtp = SmtpSettings.from_env()
-    simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp), step=args.step, seed=args.seed,
+    model_dir = Path(args.model_dir).resolve() if getattr(args, "model_dir", None) else Settings.from_env().model_dir
+    os.environ[MODEL_DIR_VARIABLE] = str(model_dir or "")  # the DAGs' tasks read it through CampaignContext.settings
+    print(f"model directory: {model_dir or 'none (model-based metrics will say which models are missing)'}", flush=True)
+    simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp),
+                            step=args.step, seed=args.seed,
                             say=lambda line: print(line, flush=True), data=args.data)
     report = simulation.run()
     print(render_summary(report), flush=True)

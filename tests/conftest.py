@@ -12,6 +12,7 @@ module imports it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -128,3 +129,27 @@ def airflow_home():
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return _AIRFLOW_HOME
+
+
+# --- a real browser --------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by scripts/install_chromium.sh; never a download
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def chromium_page(width: int, timezone_id: str, timeout_ms: int = 15000):
+    """A Playwright page in Debian's headless chromium (``width`` x 900, the viewer in ``timezone_id``)."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/install_chromium.sh (make test does)"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900}, timezone_id=timezone_id)
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()

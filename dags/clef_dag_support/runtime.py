@@ -1,8 +1,11 @@
 """Campaign discovery, DAG defaults, timetables and the per-task campaign context for the DAG files.
 
 DAG files stay thin: each asks :func:`valid_campaigns` for the campaign files, builds one DAG per
-campaign with :func:`dag_kwargs`, and its tasks call the domain functions in ``include.campaign``
-with the context from :func:`campaign_context`.
+campaign with :func:`dag_kwargs` (id, owner, tags, retries, timeouts, doc), and its tasks call the
+domain functions in ``include.campaign`` with the context from :func:`campaign_context`. Each DAG
+file writes its own ``schedule=``, ``start_date=`` and ``catchup=``, with the helpers
+:func:`milestone_timetable` and :func:`first_moment` for the milestone DAGs, so a reader sees when
+it runs there.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import pendulum
 
-from include.campaign.calendar import MilestoneEvent
+from include.campaign.timeline import MilestoneEvent
 from include.campaign.catalog import S3_CONN_ID, SMTP_CONN_ID, campaign_files, campaigns_dir  # noqa: F401 (re-exported)
 from include.campaign.config import Campaign, ConfigError, load_campaign
 
@@ -91,23 +94,14 @@ def dag_kwargs(campaign: Campaign, stage: str, doc_md: str) -> dict:
     }
 
 
-def events_timetable(events: list[MilestoneEvent], description: str):
-    """Fire once per distinct milestone moment. A late deployment still fires missed ones (catchup)."""
+def milestone_timetable(events: list[MilestoneEvent], description: str):
+    """The ``schedule`` of a milestone DAG: fire once per distinct moment of ``events`` (UTC), nothing
+    in between. With ``catchup=True`` a late deployment still fires the missed ones, in order."""
     # Import from airflow.timetables.events, not airflow.sdk: the latter breaks serialization in 3.3.2.
     from airflow.timetables.events import EventsTimetable
 
     moments = sorted({pendulum.instance(e.moment_utc) for e in events})
     return EventsTimetable(event_dates=moments, restrict_to_events=True, presorted=True, description=description)
-
-
-def milestone_dag_kwargs(campaign: Campaign, stage: str, events: list[MilestoneEvent], description: str, doc_md: str) -> dict:
-    """A DAG that fires on each distinct moment of ``events`` and catches up on missed ones, in order."""
-    return {
-        "schedule": events_timetable(events, description),
-        "start_date": first_moment(events),
-        "catchup": True,
-        **dag_kwargs(campaign, stage, doc_md),
-    }
 
 
 def due_events(events: list[MilestoneEvent], context) -> list[MilestoneEvent]:
@@ -116,6 +110,7 @@ def due_events(events: list[MilestoneEvent], context) -> list[MilestoneEvent]:
 
 
 def first_moment(events: list[MilestoneEvent]) -> pendulum.DateTime:
+    """The ``start_date`` of a milestone DAG: its first milestone."""
     return pendulum.instance(min(e.moment_utc for e in events))
 
 
@@ -147,6 +142,8 @@ def campaign_context(campaign_file: str):
 
     from include.campaign.catalog import context_from_connections
 
+    # The deployment's settings (CLEF_MODEL_DIR: where the models worker finds the weights, ...) come
+    # with the context (CampaignContext.settings).
     return context_from_connections(campaign_file, BaseHook.get_connection(S3_CONN_ID), BaseHook.get_connection(SMTP_CONN_ID))
 
 

@@ -5,7 +5,9 @@ own scheduler fires every DAG on those dates. This module plays everyone who is 
 teams upload their registrations and runs at the right moments (some late, one invalid, one over its
 limit), a stand-in organizer, in a thread of its own, approves the signed agreements through
 Airflow's REST API as intake records the teams (so each approval shows in the UI as a run of the
-approval DAG), and a watcher prints one line per DAG run as it starts and ends. The results approval is left to the person at the UI.
+approval DAG), and a watcher prints one line per DAG run as it starts and ends. The results approval is left to the person at the UI,
+and so are the agreements of the last ``leave`` teams the organizer would approve (``--leave-to-ui``): they wait on
+the Campaigns page's Registrations tab for the person at the UI to approve or reject.
 
 The stand-ins meet the same weather as real participants: an API server that answers 500 while its
 database is busy, a dropped connection, a store that throttles. Each call is retried with
@@ -149,22 +151,40 @@ class Organizer:
     as intake has recorded each team (every team the demo means to approve: not the two whose
     agreement stays unapproved, not the late or invalid ones).
 
+    The agreements of the last ``leave`` of those teams are left to the person at the UI (the
+    Campaigns page's Approve / Reject buttons), as a real organizer would decide them.
+
     A team that intake has not recorded ``grace`` after registration closes stops the demo: its
     runs could never count. API calls are retried; what still fails raises :class:`StandInError`."""
 
     def __init__(self, ctx: CampaignContext, demo: DemoData, api: AirflowApi, say: Callable[[str], None] = print,
-                 poll_seconds: float = 5.0, grace: dt.timedelta = dt.timedelta(minutes=5)):
+                 poll_seconds: float = 5.0, grace: dt.timedelta = dt.timedelta(minutes=5), leave: int = 0):
         self.ctx, self.demo, self.api, self.say = ctx, demo, api, say
         self.campaign = ctx.campaign
-        self.poll_seconds, self.grace = poll_seconds, grace
+        self.poll_seconds, self.grace, self.leave = poll_seconds, grace, max(0, leave)
+
+    def approvable(self) -> list:
+        """The registrations whose agreements the demo means to approve (by the stand-in or at the UI).
+
+        A core team that takes no task of the campaign (one in four, in a one-task campaign) is not
+        waited for: intake rejects a registration without tasks, so it is never recorded."""
+        return [r for r in self.demo.registrations if (not r.flags or r.flags == {AFTER_DEV_RELEASE}) and r.document.get("tasks")]
 
     def to_approve(self) -> list:
-        return [r for r in self.demo.registrations if not r.flags or r.flags == {AFTER_DEV_RELEASE}]
+        """What the stand-in approves itself: the approvable ones but the last ``leave``."""
+        approvable = self.approvable()
+        return approvable[:len(approvable) - self.leave] if self.leave else approvable
+
+    def left_to_ui(self) -> list:
+        return self.approvable()[len(self.to_approve()):]
 
     def play(self) -> None:
+        left = [r.team_name for r in self.left_to_ui()]
+        if left:
+            self.say(f"organizer: the agreements of {', '.join(left)} are left to you: Campaigns > Registrations in the UI")
         until = self.campaign.milestone_time("registration_closes") + self.grace
         self.approve_when_registered(self.to_approve(), (until - dt.datetime.now(UTC)).total_seconds())
-        self.say("organizer: every agreement the demo approves is approved")
+        self.say("organizer: every agreement the demo approves is approved" + (" (but those left to you)" if left else ""))
 
     def approve_when_registered(self, registrations: list, timeout: float) -> None:
         """Approve each registration's agreements once intake has recorded its team."""

@@ -25,7 +25,7 @@ from include.campaign.teams import (
     agreement_status,
     approved_teams,
     copy_if_changed,
-    describe_moment,
+    local_and_utc_text,
     in_utc,
     load_team,
     put_json_if_changed,
@@ -57,8 +57,8 @@ def collect(ctx: CampaignContext, task_id: str) -> dict[str, Any]:
     deadline = ctx.campaign.milestone_time("run_deadline", task_id)
     if ctx.now() < deadline:
         raise CollectionError(
-            f"{task_id}: the run deadline {describe_moment(ctx.campaign, deadline)} has not passed yet "
-            f"(now {describe_moment(ctx.campaign, ctx.now())}); collecting now would miss runs still to come"
+            f"{task_id}: the run deadline {local_and_utc_text(ctx.campaign, deadline)} has not passed yet "
+            f"(now {local_and_utc_text(ctx.campaign, ctx.now())}); collecting now would miss runs still to come"
         )
     eligible = {team["team_id"]: team for team in approved_teams(ctx, task_id)}
     max_bytes = ctx.campaign.task_run_limits(task).max_bytes  # refused from the listing: never read, hashed or copied
@@ -173,7 +173,7 @@ def _send_receipts(ctx: CampaignContext, task_id: str, manifest: dict[str, Any],
             if team is not None:
                 recipients[entry["team"]] = team
     task = ctx.campaign.task(task_id)
-    deadline = describe_moment(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id))
+    deadline = local_and_utc_text(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id))
     sent = []
     for team_id, team in sorted(recipients.items()):
         mine = {part: [_readable(ctx, e) for e in manifest[part] if e["team"] == team_id] for part in ("collected", "late", "refused", "dropped_over_limit")}
@@ -185,4 +185,4 @@ def _send_receipts(ctx: CampaignContext, task_id: str, manifest: dict[str, Any],
 
 def _readable(ctx: CampaignContext, entry: dict[str, Any]) -> dict[str, Any]:
     """A manifest entry with its upload time as participants read it (campaign zone and UTC)."""
-    return dict(entry, uploaded=describe_moment(ctx.campaign, datetime.fromisoformat(entry["uploaded_at"])))
+    return dict(entry, uploaded=local_and_utc_text(ctx.campaign, datetime.fromisoformat(entry["uploaded_at"])))

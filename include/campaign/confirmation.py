@@ -34,7 +34,7 @@ from typing import Any
 
 from include.campaign.context import CampaignContext
 from include.campaign.layout import UnsafeKeyError, segment
-from include.campaign.teams import Notices, describe_moment, in_utc, load_team
+from include.campaign.teams import Notices, local_and_utc_text, in_utc, load_team
 
 CONFIRM_HOURS = 72
 SIGN_IN_DAYS = 7
@@ -150,11 +150,6 @@ def confirm(ctx: CampaignContext, signer: TokenSigner, token: str) -> dict[str, 
     return {"digest": digest, "contact_email": contact, "new": record_confirmation(ctx, digest, contact, "confirmation link")}
 
 
-def confirm_on_submission(ctx: CampaignContext, document_key: str, raw: bytes, contact: str, how: str) -> None:
-    """For documents a trusted party wrote for its own address (the demo's stand-ins, tests)."""
-    record_confirmation(ctx, document_digest(document_key, raw), contact, how)
-
-
 def awaiting_confirmation(ctx: CampaignContext, document_key: str, received_at: dt.datetime, raw: bytes, contact: str,
                           task_ids: list[str], notices: Notices) -> str | None:
     """Intake's hook: None when the contact proved its address, else ``"awaiting"`` or :data:`EXPIRED`.
@@ -183,7 +178,7 @@ def send_confirmation_request(ctx: CampaignContext, document_key: str, received_
     token = links.signer.sign(CONFIRM, ctx.campaign.id, {"d": digest, "e": contact}, expires - ctx.now(), ctx.now())
     tasks = [ctx.campaign.task(task_id) for task_id in task_ids if task_id in ctx.campaign.task_ids]
     return notices.send("address-confirmation", digest[:32], contact, link=links.campaign_url(ctx.campaign.id, "confirm", token),
-                        tasks=tasks, received=describe_moment(ctx.campaign, received_at), expires=describe_moment(ctx.campaign, expires))
+                        tasks=tasks, received=local_and_utc_text(ctx.campaign, received_at), expires=local_and_utc_text(ctx.campaign, expires))
 
 
 # --- sign-in ---------------------------------------------------------------------------------------

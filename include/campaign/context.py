@@ -20,6 +20,9 @@ from include.campaign.mail import Outbox, SmtpSender, SmtpSettings
 from include.campaign.store import ObjectStore, S3Settings
 
 
+MODEL_DIR_VARIABLE = "CLEF_MODEL_DIR"  # where the models worker finds the weights (<model_dir>/<model name>)
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -44,7 +47,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         return cls(public_base_url=env.get("CLEF_PUBLIC_BASE_URL") or None, code_version=env.get("CLEF_CODE_VERSION") or None,
-                   model_dir=env.get("CLEF_MODEL_DIR") or None, scoring_max_instances=env.get("CLEF_SCORING_MAX_INSTANCES") or None)
+                   model_dir=env.get(MODEL_DIR_VARIABLE, "").strip() or None, scoring_max_instances=env.get("CLEF_SCORING_MAX_INSTANCES") or None)
 
 
 @dataclass

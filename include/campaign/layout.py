@@ -164,8 +164,9 @@ class Layout:
         return self.evaluations(task, version) + "runs/" + segment(team_id) + "/" + segment(run) + "/"
 
     def run_output(self, task: str, version: str, team_id: str, run: str, name: str) -> str:
-        """One output of a run (report.json, report.txt, metrics.json, per_item.csv)."""
-        return self.run_outputs(task, version, team_id, run) + segment(name)
+        """One output of a run (report.json, report.txt, metrics.json, per_item.csv; the model part's
+        under ``models/``: each segment of ``name`` is checked)."""
+        return self.run_outputs(task, version, team_id, run) + "/".join(segment(part) for part in name.split("/"))
 
     def leaderboards(self, task: str, version: str | None = None) -> str:
         base = self._key("leaderboards", segment(task)) + "/"

@@ -8,7 +8,7 @@ metric was computed for no run at all, the first metric that was computed ranks 
 provisionally and every export says so. Valid runs without the ranking value and invalid runs
 are listed apart, unranked.
 
-Each ranked run also gets, from its per-item scores (``include/campaign/statistics.py``), a 95 %
+Each ranked run also gets, from its per-item scores (``include/campaign/significance.py``), a 95 %
 bootstrap interval of the ranking metric and a significance group: runs not significantly different
 from the best run share its group ``a`` (paired randomization tests, Holm-corrected). Every export
 shows them (CSV/JSON columns, HTML and LaTeX columns) and a figure draws every ranked run's value
@@ -30,9 +30,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from include.campaign import statistics as stats
+from include.campaign import significance as stats
 from include.campaign.mail import TEMPLATE_DIR
-from include.campaign.statistics import interval_text
+from include.campaign.significance import interval_text
 
 NOT_COMPUTED = "n/c"
 RANKED, NOT_RANKED, INVALID = "ranked", "not ranked", "invalid"

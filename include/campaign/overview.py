@@ -16,8 +16,10 @@ It reads only through :class:`~include.campaign.store.ObjectStore` and builds ev
 
 The page shows one panel at a time (tabs), so each answer reads only what its panel needs: a
 campaign of 11 tasks, 200 teams and 2,000 runs means a few hundred small objects for the busiest
-panel. They are read concurrently (boto3 clients are thread-safe), and listings are used wherever a
-key says enough.
+panel. They are read concurrently (boto3 clients are thread-safe), listings are used wherever a
+key says enough and parsed with ElementTree (:meth:`ObjectStore.scan`; botocore's parser cost the
+Mail tab more than the server's listing), and an object that may be absent costs one GET, not a
+HEAD and a GET.
 """
 from __future__ import annotations
 
@@ -26,11 +28,11 @@ import threading
 from collections import Counter, OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from include.campaign.evaluation.versioning import versions as evaluation_versions
 from include.campaign.evaluation.records import DIFF_FILE, EVALUATION_FILE, LEADERBOARD_EXPORTS, LINEAGE_FILE, VERSION_FILE
-from include.campaign.calendar import milestone_events, reminder_events
+from include.campaign.timeline import milestone_events, reminder_events
 from include.campaign.config import MILESTONE_LABELS
 from include.campaign.context import CampaignContext
 from include.campaign.store import StoreError
@@ -71,34 +73,18 @@ class DagRunInfo:
 
 def campaign_overview(ctx: CampaignContext, dag_runs: Iterable[DagRunInfo] = ()) -> dict[str, Any]:
     """Every panel of one campaign (the JSON view for scripts; the page shows one panel at a time)."""
-    reader = _Reader(ctx)
-    panels = {
-        "registrations": lambda: registrations(ctx, reader, reader.json_under(ctx.layout.registrations_teams())),
-        "submissions": lambda: submissions(ctx, reader),
-        "evaluations": lambda: evaluations(ctx, reader),
-        "mail": lambda: mail(ctx, reader),
-    }
-    # The panels read disjoint prefixes: build them side by side, so the page costs its slowest panel.
-    built = dict(zip(panels, reader.map(lambda build: build(), panels.values())))
-    return {"campaign": _header(ctx), "now": ctx.now().astimezone(UTC).isoformat(), "timeline": timeline(ctx, list(dag_runs)), **built}
-
-
-PANELS = ("timeline", "registrations", "submissions", "evaluations", "mail")
+    reader, runs = _Reader(ctx), list(dag_runs)
+    # The panels read disjoint prefixes: build them side by side, so the answer costs its slowest panel.
+    built = dict(zip(PANELS, reader.map(lambda name: PANEL_BUILDERS[name](ctx, reader, runs), PANELS)))
+    return {"campaign": _header(ctx), "now": ctx.now().astimezone(UTC).isoformat(), **built}
 
 
 def campaign_panel(ctx: CampaignContext, panel: str, dag_runs: Iterable[DagRunInfo] = ()) -> dict[str, Any]:
     """One panel of the page (the page shows one at a time, as tabs), with the campaign's header."""
-    if panel not in PANELS:
+    if panel not in PANEL_BUILDERS:
         raise ValueError(f"unknown panel {panel!r}; one of {', '.join(PANELS)}")
-    reader = _Reader(ctx)
-    builders = {
-        "timeline": lambda: timeline(ctx, list(dag_runs)),
-        "registrations": lambda: registrations(ctx, reader, reader.json_under(ctx.layout.registrations_teams())),
-        "submissions": lambda: submissions(ctx, reader),
-        "evaluations": lambda: evaluations(ctx, reader),
-        "mail": lambda: mail(ctx, reader),
-    }
-    return {"campaign": _header(ctx), "now": ctx.now().astimezone(UTC).isoformat(), "panel": panel, panel: builders[panel]()}
+    built = PANEL_BUILDERS[panel](ctx, _Reader(ctx), list(dag_runs))
+    return {"campaign": _header(ctx), "now": ctx.now().astimezone(UTC).isoformat(), "panel": panel, panel: built}
 
 
 def _header(ctx: CampaignContext) -> dict[str, Any]:
@@ -190,8 +176,8 @@ def registrations(ctx: CampaignContext, reader: "_Reader", teams: list[dict[str,
                                 "agreement": (team.get("agreements") or {}).get(task.id), "contact": team.get("contact_email", "")})
         per_task.append({"task": task.id, "title": task.title, "teams": len(registered), "requires_agreement": task.requires_agreement,
                          "approved": counts["approved"], "pending": counts["pending"], "refused": counts["refused"]})
-    rejected_keys = [key for key in reader.keys(ctx.layout.registrations_rejected()) if key.endswith("/reason.json")]
-    rejected = reader.json_of(sorted(rejected_keys)[-REJECTED_SHOWN:])
+    rejected_keys = sorted((info for info in reader.objects(ctx.layout.registrations_rejected()) if info.key.endswith("/reason.json")), key=lambda info: info.key)
+    rejected = reader.listed_json(rejected_keys[-REJECTED_SHOWN:])
     rejected.sort(key=lambda r: r.get("received_at") or "", reverse=True)
     return {
         "teams": len(teams), "per_task": per_task, "pending": pending,
@@ -387,6 +373,19 @@ def _marker_key(ctx: CampaignContext, record: Mapping[str, Any]) -> str | None:
         return None
 
 
+# --- the panels, in the order of the page's tabs ---------------------------------------------------
+
+# panel name -> builder(ctx, reader, dag_runs); the only list of panels (the tabs, the JSON view).
+PANEL_BUILDERS: dict[str, Callable[[CampaignContext, "_Reader", list[DagRunInfo]], Any]] = {
+    "timeline": lambda ctx, reader, runs: timeline(ctx, runs),
+    "registrations": lambda ctx, reader, runs: registrations(ctx, reader, reader.json_under(ctx.layout.registrations_teams())),
+    "submissions": lambda ctx, reader, runs: submissions(ctx, reader),
+    "evaluations": lambda ctx, reader, runs: evaluations(ctx, reader),
+    "mail": lambda ctx, reader, runs: mail(ctx, reader),
+}
+PANELS = tuple(PANEL_BUILDERS)
+
+
 # --- reading many small objects -------------------------------------------------------------------
 
 
@@ -412,14 +411,17 @@ class _Reader:
             return list(pool.map(function, items))
 
     def objects(self, prefix: str) -> list:
-        return list(self.store.list_objects(prefix))
+        return self.store.scan(prefix)
 
     def keys(self, prefix: str) -> list[str]:
-        return [info.key for info in self.store.list_objects(prefix)]
+        return [info.key for info in self.store.scan(prefix)]
 
     def json_under(self, prefix: str) -> list[dict[str, Any]]:
         """Every JSON object under ``prefix``; only those whose ETag changed since the last page are read."""
-        listed = [info for info in self.store.list_objects(prefix) if info.key.endswith(".json")]
+        return self.listed_json([info for info in self.store.scan(prefix) if info.key.endswith(".json")])
+
+    def listed_json(self, listed: Sequence[Any]) -> list[dict[str, Any]]:
+        """The JSON objects of a listing's entries; only those whose ETag changed since the last page are read."""
         values = self.map(lambda info: _CACHE.get_or_read(self._where(info.key, info.etag), lambda: self._json_or_empty(info.key)), listed)
         return [value for value in values if isinstance(value, dict)]
 
@@ -447,7 +449,7 @@ class _Reader:
 
     def _json_or_none_uncached(self, key: str) -> Any:
         try:
-            return self.store.get_json(key) if self.store.head(key) is not None else None
+            return self.store.get_json_or_none(key)
         except (StoreError, ValueError):
             return None
 

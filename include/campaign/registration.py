@@ -70,7 +70,7 @@ from include.campaign.teams import (
     all_teams,
     approval_record,
     copy_if_changed,
-    describe_moment,
+    local_and_utc_text,
     in_utc,
     load_team,
     mixed_script_problem,
@@ -399,11 +399,11 @@ def _outside_window(ctx: CampaignContext, task_id: str, received_at: datetime) -
     campaign = ctx.campaign
     opens = campaign.milestone_time("registration_opens", task_id)
     closes = campaign.milestone_time("registration_closes", task_id)
-    arrived = describe_moment(campaign, received_at)
+    arrived = local_and_utc_text(campaign, received_at)
     if received_at < opens:
-        return f"registration for task {task_id} opens on {describe_moment(campaign, opens)}; your registration arrived on {arrived}, before that: send it again once registration is open"
+        return f"registration for task {task_id} opens on {local_and_utc_text(campaign, opens)}; your registration arrived on {arrived}, before that: send it again once registration is open"
     if received_at > closes:
-        return f"registration for task {task_id} closed on {describe_moment(campaign, closes)}; your registration arrived on {arrived}, after that"
+        return f"registration for task {task_id} closed on {local_and_utc_text(campaign, closes)}; your registration arrived on {arrived}, after that"
     return None
 
 
@@ -565,7 +565,7 @@ def _tell_organizers(ctx: CampaignContext, document: InboxDocument, findings: li
     try:
         for recipient in organizer_addresses(campaign, [t for t in task_ids if t in campaign.task_ids]):
             notices.send("registration-attention", document.document_id, recipient, document=document.key, document_id=document.document_id,
-                         received=describe_moment(campaign, document.received_at), findings=findings)
+                         received=local_and_utc_text(campaign, document.received_at), findings=findings)
     except Exception:  # noqa: BLE001 - telling the organizers must not stop the intake either; the log keeps it
         log.exception("registration intake: could not tell the organizers about %s", document.key)
         return False
@@ -592,9 +592,9 @@ def _reject(ctx: CampaignContext, document: InboxDocument, raw: bytes | None, re
     if contact:
         notices.send(
             "registration-rejected", document.document_id, contact,  # the contact is unconfirmed: no text of the sender's
-            document=utc_stamp(document.received_at), received=describe_moment(campaign, document.received_at), reasons=confirmation.mail_safe_reasons(reasons),
-            windows=[{"task": task, "opens": describe_moment(campaign, campaign.milestone_time("registration_opens", task.id)),
-                      "closes": describe_moment(campaign, campaign.milestone_time("registration_closes", task.id))} for task in campaign.tasks],
+            document=utc_stamp(document.received_at), received=local_and_utc_text(campaign, document.received_at), reasons=confirmation.mail_safe_reasons(reasons),
+            windows=[{"task": task, "opens": local_and_utc_text(campaign, campaign.milestone_time("registration_opens", task.id)),
+                      "closes": local_and_utc_text(campaign, campaign.milestone_time("registration_closes", task.id))} for task in campaign.tasks],
         )
     reason = {"document": document.key, "received_at": in_utc(document.received_at), "reasons": reasons, "answered": contact}
     folder = None
@@ -766,7 +766,7 @@ def announce_opening(ctx: CampaignContext, task_ids: list[str]) -> dict[str, Any
     schema = registration_schema()
     notices = Notices(ctx)
     for recipient in recipients:
-        notices.send("announcement", f"registration_opens.{utc_stamp(opens_at)}", recipient, tasks=listing, opens=describe_moment(campaign, opens_at), fields=schema["required"], inbox=ctx.layout.registrations_inbox(), agreement_prefix=ctx.layout.agreements())
+        notices.send("announcement", f"registration_opens.{utc_stamp(opens_at)}", recipient, tasks=listing, opens=local_and_utc_text(campaign, opens_at), fields=schema["required"], inbox=ctx.layout.registrations_inbox(), agreement_prefix=ctx.layout.agreements())
     notices.raise_if_failed("registration announcement")
     return {"tasks": list(task_ids), "recipients": recipients, "mail": notices.summary()}
 
@@ -790,7 +790,7 @@ def close(ctx: CampaignContext, task_ids: list[str]) -> dict[str, Any]:
     rejected = ctx.store.list_folders(ctx.layout.registrations_rejected())  # one folder per refused document
     for recipient in organizer_addresses(campaign, task_ids):
         notices.send("registration-summary", f"registration_closes.{stamp}", recipient, tasks=summary, team_count=len(teams), snapshot_key=snapshot_key, sha256=digest,
-                     closed=describe_moment(campaign, closes_at), rejected_count=len(rejected), rejected_prefix=ctx.layout.registrations_rejected())
+                     closed=local_and_utc_text(campaign, closes_at), rejected_count=len(rejected), rejected_prefix=ctx.layout.registrations_rejected())
     notices.raise_if_failed("registration closing")
     return {
         "tasks": list(task_ids),

@@ -35,7 +35,7 @@ from include.campaign.teams import (
     Notices,
     approved_teams,
     copy_if_changed,
-    describe_moment,
+    local_and_utc_text,
     may_receive_data,
     organizer_addresses,
     put_json_if_changed,
@@ -62,7 +62,7 @@ class ManifestEntry:
 # --- the manifest --------------------------------------------------------------------------------
 
 
-def read_manifest(ctx: CampaignContext, task_id: str, split: str) -> list[ManifestEntry]:
+def read_staging_manifest(ctx: CampaignContext, task_id: str, split: str) -> list[ManifestEntry]:
     """The staged split's manifest, or :class:`ReleaseError` naming the file, the line and the rule."""
     key = ctx.layout.staging_manifest(task_id, split)
     if ctx.store.head(key) is None:
@@ -318,9 +318,9 @@ class ReleasePlan:
 
 def plan_release(ctx: CampaignContext, task_id: str, split: str) -> ReleasePlan:
     """Read the manifest, verify the staging against it and sort each file into published or withheld;
-    :class:`ReleaseError` as :func:`read_manifest` and :func:`check_staging` raise it. Changes nothing."""
+    :class:`ReleaseError` as :func:`read_staging_manifest` and :func:`check_staging` raise it. Changes nothing."""
     ctx.campaign.task(task_id)
-    entries = read_manifest(ctx, task_id, split)
+    entries = read_staging_manifest(ctx, task_id, split)
     staged, texts = check_staging(ctx, task_id, split, entries)
     gold = gold_digests(ctx, task_id, {entry.size for entry in entries}, {entry.size for entry in entries if entry.path in texts})
     published, withheld = [], []
@@ -430,7 +430,7 @@ def send_released_data(ctx: CampaignContext, team: dict[str, Any], task_ids: lis
 
 
 def _expiry(ctx: CampaignContext, hours: int) -> str:
-    return describe_moment(ctx.campaign, ctx.now() + dt.timedelta(hours=hours))
+    return local_and_utc_text(ctx.campaign, ctx.now() + dt.timedelta(hours=hours))
 
 
 def _send_download_links(ctx: CampaignContext, team: dict[str, Any], task_id: str, split: str, record: dict[str, Any], notices: Notices) -> bool:
@@ -453,7 +453,7 @@ def _send_upload_links(ctx: CampaignContext, team: dict[str, Any], task_id: str,
     return notices.send(
         "upload-links", milestone, team["contact_email"],
         team=team, task=task, runs=runs, expires=_expiry(ctx, hours), renewed=window > 0,
-        deadline=describe_moment(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id)),
+        deadline=local_and_utc_text(ctx.campaign, ctx.campaign.milestone_time("run_deadline", task_id)),
     )
 
 

@@ -1,6 +1,6 @@
 """Working-notes reminders: e-mail every team that had a run collected, naming its tasks and the dates.
 
-Reminder names come from :func:`include.campaign.calendar.reminder_events`:
+Reminder names come from :func:`include.campaign.timeline.reminder_events`:
 ``working_notes_deadline_minus_<N>d``, ``notification`` and ``camera_ready_minus_<N>d``. The teams
 are read from the collection manifests (``collected/<task>/manifest.json``) of the tasks the
 reminder concerns, so a team that submitted nothing is not reminded.
@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from include.campaign.context import CampaignContext
-from include.campaign.teams import Notices, describe_moment, load_team, task_dates, utc_stamp
+from include.campaign.teams import Notices, local_and_utc_text, load_team, task_dates, utc_stamp
 
 _NAME = re.compile(r"^(?:(working_notes_deadline|camera_ready)_minus_(\d+)d|(notification))$")
 REMINDER_DATES = ("working_notes_deadline", "notification", "camera_ready", "conference_start", "conference_end")
@@ -59,7 +59,7 @@ def send(ctx: CampaignContext, reminder_name: str, task_ids: list[str]) -> dict[
             continue
         listing = [{"task": campaign.task(task_id), "dates": task_dates(campaign, task_id, REMINDER_DATES)} for task_id in team_tasks]
         if notices.send("reminder", f"{reminder_name}.{utc_stamp(target)}.{team_id}", team["contact_email"],
-                        team=team, tasks=listing, reminded_milestone=milestone, days=days, target=describe_moment(campaign, target)):
+                        team=team, tasks=listing, reminded_milestone=milestone, days=days, target=local_and_utc_text(campaign, target)):
             reminded.append(team_id)
     notices.raise_if_failed(f"reminder {reminder_name}")
     return {"reminder": reminder_name, "tasks": list(task_ids), "teams": reminded, "teams_without_record": missing, "tasks_not_collected": not_collected, "mail": notices.summary()}

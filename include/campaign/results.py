@@ -14,14 +14,16 @@ re-publishes. A message never names another team's runs.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 from include.campaign.evaluation import records, versioning
 from include.campaign.evaluation.diff import diff_evaluations
 from include.campaign.leaderboard import DISPLAY_DECIMALS, NOT_COMPUTED, RANKED
-from include.campaign.statistics import interval_text, settings_text
+from include.campaign.significance import interval_text, settings_text
 from include.campaign.teams import Notices
 
+logger = logging.getLogger(__name__)
 RESULTS_PURPOSE, RESCORE_PURPOSE = "results", "rescore"
 TOP_SHOWN = 10
 
@@ -69,7 +71,12 @@ def summary(ctx, task_id: str) -> str:
         lines.append(f"Ranked by {board['ranked_by']} ({'higher' if direction else 'lower'} is better).")
     if board.get("note"):
         lines.append(f"Note: {board['note']}")
-    lines += _missing_lines(ctx, task_id, records.read_evaluation(ctx, task_id, version))
+    evaluation = records.read_evaluation(ctx, task_id, version)
+    withheld = primary_not_computed(task, evaluation)
+    if withheld:
+        lines.append(f"WITHHELD: {withheld} Approving does not publish this task and e-mails no team; "
+                     f"fetch the model(s) (python -m include.cli models CAMPAIGN lists them) and re-score.")
+    lines += _missing_lines(ctx, task_id, evaluation)
     ranked = [row for row in rows if row["status"] == RANKED]
     if ranked:
         lines.append(f"Top {min(TOP_SHOWN, len(ranked))} of {len(ranked)} ranked runs:")
@@ -78,6 +85,18 @@ def summary(ctx, task_id: str) -> str:
         lines += _significance_summary(board)
     lines.append(_publication_state(ctx, task_id, version))
     return "\n".join(lines)
+
+
+def primary_not_computed(task, evaluation: Mapping[str, Any]) -> str | None:
+    """Why the task cannot be published, when no valid run has a value of its primary metric
+    (typically the model it needs is missing: the recorded reason names it); None otherwise."""
+    valid = [run for run in evaluation.get("runs") or [] if run.get("verdict") == "valid"]
+    primary = task.primary_metric
+    if not valid or any((run.get("metrics") or {}).get(primary) is not None for run in valid):
+        return None
+    reasons = sorted({(run.get("not_computed") or {}).get(primary) or "not computed" for run in valid})
+    return (f"the primary metric {primary} is not computed for any of the {len(valid)} valid run(s) "
+            f"({'; '.join(reasons)}).")
 
 
 def _missing_lines(ctx, task_id: str, evaluation: Mapping[str, Any]) -> list[str]:
@@ -123,6 +142,11 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     version = versioning.latest_version(ctx, task_id)
     if version is None:
         raise ResultsError(f"task {task_id}: no complete evaluation to publish; run the scoring DAG first")
+    evaluation = records.read_evaluation(ctx, task_id, version)
+    withheld = primary_not_computed(task, evaluation)
+    if withheld:  # a leaderboard without its ranking score is not published, and no team is told a rank
+        logger.warning("task %s %s not published: %s", task_id, version, withheld)
+        return {**_mail_report(task_id, version), "published": False, "withheld": withheld}
     record = published(ctx, task_id)
     if record is not None and record["version"] != version:
         reason = _lineage(ctx, task_id, version).get("reason", "re-scored")
@@ -131,7 +155,6 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     if record is None:
         _record_publication(ctx, task_id, version, since=None, approved_by=approved_by, reason="results release")
     board = records.read_leaderboard(ctx, task_id, version)
-    evaluation = records.read_evaluation(ctx, task_id, version)
     link = public_link(ctx, task_id, public_base_url)
     notices = Notices(ctx, task_ids=(task_id,))
     report = _mail_report(task_id, version)
@@ -159,6 +182,11 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
         raise ResultsError(f"task {task_id}: evaluation {version} is not complete; finalize it before notifying teams")
     if _number_of(version) < _number_of(record["version"]):
         raise ResultsError(f"task {task_id}: {record['version']} is published; {version} is older and is not published over it")
+    evaluation = current["evaluation"] if current is not None else records.read_evaluation(ctx, task_id, version)
+    withheld = primary_not_computed(task, evaluation)
+    if withheld and record["version"] != version:  # the published leaderboard stays until the primary is computed again
+        logger.warning("task %s %s not published over %s: %s", task_id, version, record["version"], withheld)
+        return {**_mail_report(task_id, version), "published": False, "withheld": withheld}
     # A retry after the record was written compares with what the record replaced, so no team is missed.
     since = record["version"] if record["version"] != version else record.get("since")
     _copy_to_public(ctx, task_id, version)
@@ -169,10 +197,7 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     if since is None:
         return report
     since_evaluation, since_board = records.read_evaluation(ctx, task_id, since), records.read_leaderboard(ctx, task_id, since)
-    if current is not None:
-        evaluation, board = current["evaluation"], current["leaderboard"]
-    else:
-        evaluation, board = records.read_evaluation(ctx, task_id, version), records.read_leaderboard(ctx, task_id, version)
+    board = current["leaderboard"] if current is not None else records.read_leaderboard(ctx, task_id, version)
     diff = diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
     link = public_link(ctx, task_id, public_base_url)
     report["teams_changed"] = diff["teams_changed"]

@@ -36,7 +36,7 @@ from include.campaign.context import CampaignContext
 from include.campaign.layout import UnsafeKeyError, segment
 from include.campaign.release import run_names
 from include.campaign.store import ObjectInfo
-from include.campaign.teams import Notices, describe_moment, in_utc, load_team, may_receive_data, agreement_status
+from include.campaign.teams import Notices, local_and_utc_text, in_utc, load_team, may_receive_data, agreement_status
 
 PURPOSE = "upload-receipt"
 PROBLEMS_SHOWN = 5
@@ -131,7 +131,7 @@ def make_receipt(ctx: CampaignContext, upload: UploadVersion, validator: "Public
         return {**receipt, "status": REFUSED, "reason": refusal}
     if version.last_modified > deadline:
         sha = ctx.store.sha256(version.key, version.version_id)
-        return {**receipt, "sha256": sha, "status": LATE, "reason": f"uploaded after the run deadline ({describe_moment(ctx.campaign, deadline)}): it does not count"}
+        return {**receipt, "sha256": sha, "status": LATE, "reason": f"uploaded after the run deadline ({local_and_utc_text(ctx.campaign, deadline)}): it does not count"}
     sha, report = validator.validate(version, limits)
     return {**receipt, "sha256": sha, "status": VALID if report["verdict"] == "valid" else INVALID, "summary": report["summary"],
             "problems": first_problems(report), "report": report}
@@ -190,8 +190,8 @@ def notify(ctx: CampaignContext, receipt: dict[str, Any], notices: Notices, team
     if ctx.outbox.already_sent(PURPOSE, milestone, team["contact_email"]):
         return
     notices.send(PURPOSE, milestone, team["contact_email"], team=team, task=ctx.campaign.task(receipt["task"]), receipt=receipt,
-                 received=describe_moment(ctx.campaign, pd.Timestamp(receipt["received_at"]).to_pydatetime()),
-                 deadline=describe_moment(ctx.campaign, pd.Timestamp(receipt["deadline"]).to_pydatetime()))
+                 received=local_and_utc_text(ctx.campaign, pd.Timestamp(receipt["received_at"]).to_pydatetime()),
+                 deadline=local_and_utc_text(ctx.campaign, pd.Timestamp(receipt["deadline"]).to_pydatetime()))
 
 
 def team_receipts(ctx: CampaignContext, task_id: str, team_id: str) -> list[dict[str, Any]]:

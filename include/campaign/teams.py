@@ -44,7 +44,7 @@ class DeliveryError(RuntimeError):
 # --- moments as people read them -----------------------------------------------------------------
 
 
-def describe_moment(campaign: Campaign, moment: dt.datetime) -> str:
+def local_and_utc_text(campaign: Campaign, moment: dt.datetime) -> str:
     """``2025-05-10 23:59:59 CEST (21:59:59 UTC)``: the campaign's zone first, then UTC."""
     local = moment.astimezone(campaign.zone)
     text = local.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -56,7 +56,7 @@ def describe_moment(campaign: Campaign, moment: dt.datetime) -> str:
 def task_dates(campaign: Campaign, task_id: str, milestones: Iterable[str] = TASK_DATES) -> list[dict[str, str]]:
     """The task's effective dates, labelled, for a mail."""
     return [
-        {"milestone": name, "label": MILESTONE_LABELS[name], "when": describe_moment(campaign, campaign.milestone_time(name, task_id))}
+        {"milestone": name, "label": MILESTONE_LABELS[name], "when": local_and_utc_text(campaign, campaign.milestone_time(name, task_id))}
         for name in milestones
     ]
 

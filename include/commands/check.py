@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from include.campaign.calendar import format_moment
+from include.campaign.timeline import own_zone_text
 from include.commands._campaign_file import load_or_explain
 
 
@@ -26,8 +26,8 @@ def summary(campaign) -> str:
         f"{campaign.name} ({campaign.id}): OK",
         f"lab: {campaign.lab}",
         f"time zone: {campaign.timezone}; {len(campaign.organizers)} organizers; contact {campaign.contact_email}",
-        f"registration: {format_moment(campaign.milestone_time('registration_opens'))} to {format_moment(campaign.milestone_time('registration_closes'))}",
-        f"run deadline: {format_moment(campaign.milestone_time('run_deadline'))}; results: {format_moment(campaign.milestone_time('results_release'))}",
+        f"registration: {own_zone_text(campaign.milestone_time('registration_opens'))} to {own_zone_text(campaign.milestone_time('registration_closes'))}",
+        f"run deadline: {own_zone_text(campaign.milestone_time('run_deadline'))}; results: {own_zone_text(campaign.milestone_time('results_release'))}",
         f"{len(campaign.tasks)} tasks:",
     ]
     width = max(len(task.id) for task in campaign.tasks)

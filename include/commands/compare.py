@@ -3,7 +3,7 @@
 Participants compare two of their development runs; organizers check a pair of official runs.
 Both runs are validated and scored with ``include.campaign.evaluation.evaluate`` (the official code),
 then compared on the task's primary metric (``--metric`` for another one) with the tests the
-leaderboards use (``include/campaign/statistics.py``): a paired randomization test, a paired
+leaderboards use (``include/campaign/significance.py``): a paired randomization test, a paired
 bootstrap test with the interval of the difference, each run's bootstrap interval, and for
 metrics with a per-item form Student's paired t-test. Output: JSON on stdout.
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> dict:
-    from include.campaign import statistics as stats
+    from include.campaign import significance as stats
     from include.metrics.registry import get_metric
 
     try:
@@ -99,14 +99,14 @@ def _score(campaign, task, run_path: str, gold: str, metric: str, form: str) -> 
 
     import pandas as pd
 
-    from include.campaign import statistics as stats
+    from include.campaign import significance as stats
     from include.campaign.context import Settings
     from include.campaign.evaluation import ScoringError, evaluate, per_item_csv
 
     if not Path(run_path).is_file():
         raise CompareError(f"run file {run_path} not found")
     try:
-        evaluation = evaluate(task, run_path, gold, campaign.task_run_limits(task), Settings.from_env().model_dir)
+        evaluation = evaluate(task, run_path, gold, campaign.task_run_limits(task), model_dir=Settings.from_env().model_dir)
     except ScoringError as error:
         raise CompareError(str(error)) from None
     if evaluation.verdict == "invalid":

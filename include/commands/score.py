@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gold", required=True, help="the task's gold folder (e.g. concepts.csv, concepts_manual.csv)")
     parser.add_argument("--per-item", dest="per_item", help="also write the per-item values to this CSV file")
     parser.add_argument("--config", default=str(DEFAULT_CAMPAIGN), help="the campaign file (default: %(default)s)")
+    parser.add_argument("--model-dir", dest="model_dir", help="where model metrics find their weights, <dir>/<model> "
+                        "(default: CLEF_MODEL_DIR; `models CONFIG` lists them)")
     parser.set_defaults(handler=run)
 
 
@@ -85,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.gold).is_dir():
         return usage_error(f"gold folder {args.gold} not found")
     try:
-        evaluation = evaluate(task, args.run, args.gold, campaign.task_run_limits(task), Settings.from_env().model_dir)
+        evaluation = evaluate(task, args.run, args.gold, campaign.task_run_limits(task),
+                              model_dir=getattr(args, "model_dir", None) or Settings.from_env().model_dir)
     except ScoringError as error:
         return usage_error(str(error))
     if evaluation.verdict == "invalid":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from include.campaign.calendar import format_moment, milestone_events, reminder_events
+from include.campaign.timeline import own_zone_text, milestone_events, reminder_events
 from include.commands._campaign_file import load_or_explain
 
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         events = with_reminders(events, reminder_events(campaign))
     print(f"{campaign.name}: {len(events)} milestones ({campaign.timezone} | UTC)")
     for event in events:
-        print(f"{format_moment(event.moment)} | {format_moment(event.moment_utc)} | {event.label}: {', '.join(event.task_ids)}")
+        print(f"{own_zone_text(event.moment)} | {own_zone_text(event.moment_utc)} | {event.label}: {', '.join(event.task_ids)}")
     return 0
 
 

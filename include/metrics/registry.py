@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+from include.models import catalog as _models  # names and fetch commands only: imports no model library
+
 ComputeFunction = Callable[..., Any]  # (run, gold, options) -> MetricResult
-# The Celery worker queues (docker-compose.yaml's airflow-worker and airflow-worker-models).
+# The Celery worker queues (docker-compose.yaml's airflow-worker and airflow-worker-models): metrics
+# that need a model run on ``models`` (workers with torch and the weights).
 DEFAULT_QUEUE, MODELS_QUEUE = "default", "models"
 
 
@@ -57,7 +60,7 @@ class MetricSpec:
     compute: ComputeFunction
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # None: the value is the mean of the per-item values. Otherwise the metric has no per-item form:
-    # the name of the rule that makes its value from per-item components (include/campaign/statistics.py).
+    # the name of the rule that makes its value from per-item components (include/campaign/significance.py).
     corpus_statistic: str | None = None
 
     @property
@@ -83,7 +86,7 @@ MODEL_OPTIONS = {"model_dir": None}
 # Corpus-level metrics: no per-item form; significance resamples their items' components with this rule.
 CORPUS_STATISTICS = {
     "gans_kappa": "kappa", "gans_f1": "f1", "magic_jaccard": "ratio", "magic_dice": "ratio", "picto_er": "ratio",
-    "vqa_bleu": "bleu", "picto_sacrebleu": "bleu", "synthesis_fidelity": "frechet", "synthesis_fbd": "frechet",
+    "vqa_bleu": "bleu", "picto_sacrebleu": "bleu", "synthesis_fbd": "frechet",
 }
 
 
@@ -106,17 +109,19 @@ def _spec(name, formats, *, higher=True, value_range=(0.0, 1.0), model=None, gpu
     )
 
 
-def _model_spec(name, formats, model, description, *, unit, value_range=(0.0, 1.0)) -> MetricSpec:
+def _model_spec(name, formats, model, description, *, unit, family, value_range=(0.0, 1.0)) -> MetricSpec:
     return _spec(name, formats, model=model, gpu=True, unit=unit, value_range=value_range,
-                 description=description, compute=f"model_based:{name}", options=MODEL_OPTIONS)
+                 description=description, compute=f"{family}:{name}", options=MODEL_OPTIONS)
 
 
-_BERTSCORE_MODEL = "microsoft/deberta-xlarge-mnli"
-_IMAGE_CAPTION_MODEL = "lion-ai/MedImageInsights"
-_BIOMEDCLIP_MODEL = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
-_UMLS_MODEL = "scispacy/en_core_sci_lg+umls-linker"
-_ALIGNSCORE_MODEL = "yzha/AlignScore-large"
-_BLEURT_MODEL = "lucadiliello/BLEURT-20"
+_BERTSCORE_MODEL = _models.BERTSCORE.name
+_IMAGE_CAPTION_MODEL = _models.MEDIMAGEINSIGHT.name
+_BIOMEDCLIP_MODEL = _models.BIOMEDCLIP.name
+_UMLS_MODEL = _models.UMLS.name
+_ALIGNSCORE_MODEL = _models.ALIGNSCORE.name
+_BLEURT_MODEL = _models.BLEURT.name
+_BOTH = _models.MODEL_SEPARATOR
+
 
 _ALL_SPECS = [
     # Concept detection (primary first).
@@ -127,23 +132,23 @@ _ALL_SPECS = [
           compute="concepts:concept_f1_manual", options=MANUAL_CONCEPT_OPTIONS,
           description="Mean per-image F1 on the 15 manually validated CUIs (concepts_manual.csv)."),
     # Caption prediction.
-    _spec("caption_relevance", "caption-text-csv", model=f"{_BERTSCORE_MODEL} + {_IMAGE_CAPTION_MODEL}",
-          gpu=True, unit="image", compute="model_based:caption_relevance", options=MODEL_OPTIONS,
+    _spec("caption_relevance", "caption-text-csv", model=f"{_BERTSCORE_MODEL}{_BOTH}{_IMAGE_CAPTION_MODEL}",
+          gpu=True, unit="image", compute="caption_models:caption_relevance", options=MODEL_OPTIONS,
           description="Mean of BERTScore F1, ROUGE-1 F and image-caption similarity."),
-    _model_spec("caption_bertscore", "caption-text-csv", _BERTSCORE_MODEL, unit="image",
+    _model_spec("caption_bertscore", "caption-text-csv", _BERTSCORE_MODEL, family="caption_models", unit="image",
                 description="BERTScore F1 with idf weights from the gold captions."),
     _spec("caption_rouge1", "caption-text-csv", unit="image", compute="captions:caption_rouge1",
           description="Mean per-image ROUGE-1 F after the official preprocessing; both empty scores 1."),
-    _model_spec("caption_image_similarity", "caption-text-csv", _IMAGE_CAPTION_MODEL, unit="image",
+    _model_spec("caption_image_similarity", "caption-text-csv", _IMAGE_CAPTION_MODEL, family="caption_models", unit="image",
                 description="2.5 x max(cos, 0) between image and caption embeddings.",
                 value_range=(0.0, 2.5)),
-    _model_spec("caption_factuality", "caption-text-csv", f"{_UMLS_MODEL} + {_ALIGNSCORE_MODEL}",
+    _model_spec("caption_factuality", "caption-text-csv", f"{_UMLS_MODEL}{_BOTH}{_ALIGNSCORE_MODEL}", family="caption_models",
                 unit="image", description="Mean of UMLS-concept F1 and AlignScore."),
-    _model_spec("caption_umls_f1", "caption-text-csv", _UMLS_MODEL, unit="image",
+    _model_spec("caption_umls_f1", "caption-text-csv", _UMLS_MODEL, family="caption_models", unit="image",
                 description="F1 of UMLS concepts extracted from the predicted and gold captions."),
-    _model_spec("caption_alignscore", "caption-text-csv", _ALIGNSCORE_MODEL, unit="image",
+    _model_spec("caption_alignscore", "caption-text-csv", _ALIGNSCORE_MODEL, family="caption_models", unit="image",
                 description="AlignScore of the predicted caption against the gold caption."),
-    _model_spec("caption_bleurt", "caption-text-csv", _BLEURT_MODEL, unit="image",
+    _model_spec("caption_bleurt", "caption-text-csv", _BLEURT_MODEL, family="caption_models", unit="image",
                 description="BLEURT of the predicted caption against the gold caption."),
     _spec("caption_bleu", "caption-text-csv", unit="image", compute="captions:caption_bleu",
           options=CAPTION_BLEU_OPTIONS,
@@ -170,14 +175,14 @@ _ALL_SPECS = [
     _spec("vqa_rougeL", "vqa-gi-answers-json", unit="question", compute="text:vqa_rougeL",
           description="Mean per-question ROUGE-L F (rouge-score, no stemming)."),
     # MEDVQA-GI synthesis (all on BiomedCLIP features).
-    _model_spec("synthesis_fidelity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, unit="prompt",
-                description="1000 / (1 + FID) on BiomedCLIP features.", value_range=(0.0, 1000.0)),
-    _model_spec("synthesis_agreement", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, unit="prompt",
-                description="Mean cosine similarity between each prompt and its generated images."),
-    _model_spec("synthesis_diversity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, unit="prompt",
-                description="Mean pairwise feature distance among the images of one prompt."),
+    _model_spec("synthesis_fidelity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="prompt",
+                description="Mean over prompts of 1000 / (1 + mean FID of sets A and B vs the real images).", value_range=(0.0, 1000.0)),
+    _model_spec("synthesis_agreement", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="prompt",
+                description="Mean cosine similarity between the prompt's two image sets A and B."),
+    _model_spec("synthesis_diversity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="prompt",
+                description="Mean pairwise feature distance within each image set of a prompt."),
     _spec("synthesis_fbd", "vqa-gi-images-zip", higher=False, value_range=(0.0, float("inf")),
-          model=_BIOMEDCLIP_MODEL, gpu=True, unit="prompt", compute="model_based:synthesis_fbd",
+          model=_BIOMEDCLIP_MODEL, gpu=True, unit="prompt", compute="synthesis:synthesis_fbd",
           options=MODEL_OPTIONS, description="Frechet distance on BiomedCLIP features (lower is better)."),
     # MAGIC segmentation and closed VQA.
     _spec("magic_jaccard", "magic-masks-zip", unit="image", compute="magic:magic_jaccard",

@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from include.campaign.context import CampaignContext
 from include.campaign.layout import UnsafeKeyError, segment
 from include.campaign.registration import AGREEMENT_PREFIX, read_registration, registration_validator
-from include.campaign.teams import describe_moment, utc_stamp
+from include.campaign.teams import local_and_utc_text, utc_stamp
 from include.portal.settings import Limits
 
 TEXT_FIELDS = ("team_name", "affiliation", "country", "contact_name", "contact_email")
@@ -96,9 +96,9 @@ def _task_messages(ctx: CampaignContext, task_ids: list[str], form: Registration
         opens = campaign.milestone_time("registration_opens", task_id)
         closes = campaign.milestone_time("registration_closes", task_id)
         if now < opens:
-            form.add("tasks", f"registration for {task_id} opens on {describe_moment(campaign, opens)}")
+            form.add("tasks", f"registration for {task_id} opens on {local_and_utc_text(campaign, opens)}")
         elif now > closes:
-            form.add("tasks", f"registration for {task_id} closed on {describe_moment(campaign, closes)}")
+            form.add("tasks", f"registration for {task_id} closed on {local_and_utc_text(campaign, closes)}")
 
 
 def _agreement_messages(ctx: CampaignContext, task_ids: list[str], form: RegistrationForm, limits: Limits) -> dict[str, str]:

@@ -15,7 +15,7 @@ from include.campaign.context import CampaignContext
 from include.campaign.layout import SPLITS
 from include.campaign.release import SPLIT_LABELS, release_record, run_names
 from include.campaign.evaluation.records import LEADERBOARD_EXPORTS
-from include.campaign.teams import agreement_status, describe_moment, may_receive_data
+from include.campaign.teams import agreement_status, local_and_utc_text, may_receive_data
 
 PUBLIC_DATES = ("registration_opens", "registration_closes", "dev_data_release", "test_data_release", "run_deadline", "results_release")
 
@@ -32,7 +32,7 @@ class Moment:
 
 def moment(ctx: CampaignContext, milestone: str, task_id: str) -> Moment:
     when = ctx.campaign.milestone_time(milestone, task_id)
-    return Moment(MILESTONE_LABELS[milestone], describe_moment(ctx.campaign, when), when.astimezone(dt.timezone.utc).isoformat(), when <= ctx.now())
+    return Moment(MILESTONE_LABELS[milestone], local_and_utc_text(ctx.campaign, when), when.astimezone(dt.timezone.utc).isoformat(), when <= ctx.now())
 
 
 def zone_note(ctx: CampaignContext) -> str:

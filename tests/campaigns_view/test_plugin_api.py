@@ -157,3 +157,23 @@ def test_the_page_escapes_what_participants_wrote(api, store, smtp_settings):
     client.cookies.set("_token", token_for("olga"))
     page = client.get("/campaigns/viewlab/registrations").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_the_list_reads_the_panels_ahead_so_the_next_tab_finds_them_cached(api, store, smtp_settings):
+    import threading
+
+    from include.campaign import overview
+
+    _, client = api
+    ctx = context(store, smtp_settings, make_campaign(dt.datetime.now(UTC).replace(microsecond=0)))
+    team = register(ctx, "Team Early", "early@example.org", ["alpha"])
+    module = plugin_module()
+    module._warmed_at.clear()
+    overview._CACHE.clear()
+    client.cookies.set("_token", token_for("olga"))
+    assert client.get("/campaigns/").status_code == 200
+    for thread in [t for t in threading.enumerate() if t.name == module.WARM_UP_THREAD]:
+        thread.join(timeout=60)
+    record = ctx.layout.team_record(team)
+    assert any(key[2] == record for key in overview._CACHE._values), "the team record was not read ahead"
+    assert module.warm_up(module.campaign_contexts()) is None, "at most once a minute per campaign"

@@ -56,7 +56,7 @@ def register(ctx: CampaignContext, team_name: str, email: str, tasks: list[str])
             agreements[task] = f"registrations/agreements/{name}"
     document = {"team_name": team_name, "affiliation": "University of Tests", "country": "ch", "contact_name": f"{team_name} Contact",
                 "contact_email": email, "tasks": tasks, **({"agreements": agreements} if agreements else {})}
-    from include.campaign.confirmation import confirm_on_submission
+    from devtools.demo.submit import confirm_on_submission
 
     key, raw = ctx.layout.registrations_inbox() + f"{email.split('@')[0]}.json", json.dumps(document).encode()
     ctx.store.put_bytes(key, raw, content_type="application/json")

@@ -184,7 +184,7 @@ class LiveReplay:
 
     def _wait_until_finished(self, campaign, participants: threading.Thread, deadline: float) -> None:
         """Every milestone has passed, the participants are done, and no DAG run is still going."""
-        from include.campaign.calendar import milestone_events
+        from include.campaign.timeline import milestone_events
 
         last = max(e.moment_utc for e in milestone_events(campaign))
 

@@ -161,7 +161,8 @@ def test_score_prints_the_task_scores(case, tmp_path, capsys, monkeypatch):
     for name, value in expected.items():
         if value is None:
             assert document["metrics"][name] is None
-            assert document["not_computed"][name].startswith("not computed: model ")
+            assert document["not_computed"][name].startswith("not computed: ")
+            assert "not available: no model directory is set (CLEF_MODEL_DIR)" in document["not_computed"][name]
         else:
             assert abs(document["metrics"][name] - value) < 1e-9, name
     header = per_item.read_text().splitlines()[0].split(",")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("registration", "registration_intake", "agreement_approval", "data_release", "submission_check", "run_collection", "scoring", "results", "working_notes")
+STAGES = ("registration", "registration_intake", "agreement_approval", "data_release", "submission_check", "run_collection", "scoring", "results", "working_notes", "sign_in_revocation")
 
 
 @pytest.fixture(scope="module")

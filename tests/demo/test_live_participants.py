@@ -138,6 +138,24 @@ def test_the_organizer_approves_the_core_teams_and_the_one_after_the_dev_release
     assert all(not r.flags & {LATE} for r in chosen)
 
 
+def test_the_organizer_leaves_the_last_teams_to_the_ui_and_waits_for_no_team_without_a_task(live_ctx, tmp_path):
+    from devtools.demo_stack import small_campaign
+
+    ctx, demo = live_ctx
+    api = AirflowApi("http://127.0.0.1:9", "admin", "pw")
+    everyone = Organizer(ctx, demo, api).to_approve()
+    leaving = Organizer(ctx, demo, api, leave=1)
+    assert leaving.to_approve() == everyone[:-1] and leaving.left_to_ui() == everyone[-1:]
+    assert Organizer(ctx, demo, api).left_to_ui() == []
+
+    one_task = load_campaign(small_campaign(tmp_path / "one", ("gans-attribution",)))
+    small = build_demo(one_task)
+    idle = [r.team_name for r in small.registrations if not r.document.get("tasks")]
+    assert idle, "in a one-task campaign some core teams take no task"
+    chosen = {r.team_name for r in Organizer(CampaignContext(one_task, ctx.store, ctx.smtp), small, api).to_approve()}
+    assert chosen and not chosen & set(idle), "intake never records a registration without tasks: the organizer must not wait for it"
+
+
 def test_participants_follow_the_calendars_spacing(tmp_path, live_ctx):
     ctx, demo = live_ctx
     assert Participants(ctx, demo).step == dt.timedelta(seconds=600)

@@ -108,7 +108,7 @@ def requirement_pins() -> dict[str, str]:
 
 
 def dockerfile_base_image() -> str:
-    """The image of the Dockerfile's (last) FROM line."""
+    """The image of the Dockerfile's first FROM line (the later stages build on it: `default`, `models`)."""
     bases = [line.split()[1] for line in DOCKERFILE.read_text(encoding="utf-8").splitlines() if line.upper().startswith("FROM ")]
     assert bases, f"{DOCKERFILE}: no FROM line"
-    return bases[-1]
+    return bases[0]

@@ -135,7 +135,8 @@ def test_airflow_services_run_the_image_built_from_this_project(services, test_e
     expected_tag = f"{airflow_pin()}-python{PYTHON_VERSION}"
     for name in AIRFLOW_SERVICES:
         service = services[name]
-        assert service["build"] == {"context": ".", "dockerfile": "Dockerfile"}, name
+        target = "models" if name == "airflow-worker-models" else "default"  # the Dockerfile's stage with torch, or without
+        assert service["build"] == {"context": ".", "dockerfile": "Dockerfile", "target": target}, name
         assert image_tag(interpolate(service["image"], test_environ)) == expected_tag, name
         assert image_tag(interpolate(service["image"], {})) == expected_tag, f"{name}: default image tag"
 

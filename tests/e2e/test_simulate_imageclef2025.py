@@ -42,6 +42,28 @@ def simulated(tmp_path_factory):
     return {"result": result, "report": report, "mails": mails, "campaign": load_campaign(CONFIG), "demo": build_demo(load_campaign(CONFIG))}
 
 
+def _withheld(campaign, report) -> set[str]:
+    """The tasks whose primary metric no valid run has (no model directory here): results withhold them."""
+    withheld = set()
+    for task in campaign.tasks:
+        rows = [r for r in report["leaderboards"][task.id]["rows"] if r["status"] != "invalid"]
+        if rows and all(r["metrics"].get(task.primary_metric) is None for r in rows):
+            withheld.add(task.id)
+    return withheld
+
+
+def test_without_a_model_directory_the_model_tasks_say_which_models_are_missing(simulated):
+    campaign, stdout = simulated["campaign"], simulated["result"].stdout
+    assert _withheld(campaign, simulated["report"]) == {"caption-prediction", "vqa-gi-synthesis"}
+    assert "model directory: none" in stdout
+    caption = stdout[stdout.index("\ncaption-prediction: "):]
+    assert "caption_relevance was not computed" in caption.splitlines()[2]
+    assert "model microsoft/deberta-xlarge-mnli not available" in caption.splitlines()[2]
+    synthesis = stdout[stdout.index("\nvqa-gi-synthesis: "):]
+    assert "ranked by nothing computable" in synthesis.splitlines()[1]
+    assert "model microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 not available" in synthesis.splitlines()[2]
+
+
 def _mails_to(simulated, address: str) -> list:
     return [m for m in simulated["mails"] if address.lower() in str(m["To"]).lower()]
 
@@ -119,6 +141,8 @@ def test_each_team_received_the_expected_emails(simulated):
     demo, report, campaign = simulated["demo"], simulated["report"], simulated["campaign"]
     results_by_team = defaultdict(set)
     for task_id, board in report["leaderboards"].items():
+        if task_id in _withheld(campaign, report):  # its primary metric's model is missing: not published, no results mail
+            continue
         for row in board["rows"]:
             results_by_team[row["team"]].add(task_id)
     for registration in demo.registrations:
@@ -150,7 +174,7 @@ def test_leaderboards_show_the_intervals_and_groups_the_statistics_functions_giv
 
     import pandas as pd
 
-    from include.campaign import statistics as st
+    from include.campaign import significance as st
     from include.campaign.evaluation import per_item_csv, task_metric_options
     from include.campaign.validation import validate_run
     from include.metrics import score_run

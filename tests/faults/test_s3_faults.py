@@ -72,6 +72,21 @@ def test_every_store_call_ends_within_its_bound_with_a_store_error(store, faulty
     assert store.get_bytes("lifecycle/some/object") == b"x" * 10_000  # nothing lost
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_quick_listing_ends_within_its_bound_with_the_same_store_error(store, faulty_store, faults, mode):
+    store.put_bytes("lifecycle/some/object", b"x")
+    faults.misbehave(mode)
+    with Timer() as timer, pytest.raises(StoreError) as raised:
+        faulty_store.scan("lifecycle/")
+    assert timer.seconds < CALL_BOUND_SECONDS, f"scan took {timer.seconds:.1f} s"
+    message = str(raised.value)
+    assert message.startswith(f"cannot list s3://{store.bucket}/lifecycle/"), message
+    assert f"at {faults.endpoint}: " in message and REASONS[mode] in message and message.endswith("(after 2 attempt(s))"), message
+    assert faults.spoiled() == BOUNDS["max_attempts"]  # retried, and no more than the bound
+    faults.heal()
+    assert [info.key for info in faulty_store.scan("lifecycle/")] == ["lifecycle/some/object"]
+
+
 def test_a_body_broken_off_midway_is_read_again(store, faulty_store, faults):
     data = bytes(range(256)) * 4096
     store.put_bytes("lifecycle/big", data)

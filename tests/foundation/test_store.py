@@ -73,3 +73,24 @@ def test_settings_from_an_airflow_connection_json():
     settings = S3Settings.from_connection_json('{"conn_type": "aws", "login": "k", "password": "s", "extra": {"endpoint_url": "http://minio:9000"}}', bucket="clef")
     assert (settings.endpoint_url, settings.access_key_id, settings.secret_access_key, settings.bucket) == ("http://minio:9000", "k", "s", "clef")
     assert "s'" not in repr(settings)
+
+
+def test_the_quick_listing_gives_what_the_listing_gives(store):
+    keys = [f"demo/outbox/p/m/{n:03d}.json" for n in range(23)] + ["demo/outbox/p/a&b <c> 'd\" ü é+%20.json", "demo/outbox/p/with space/x.json"]
+    for key in keys + ["demo/elsewhere.json"]:
+        store.put_bytes(key, b'{"n": 1}')
+    quick = store.scan("demo/outbox/", page_size=7)  # four pages
+    assert quick == list(store.list_objects("demo/outbox/"))
+    assert sorted(info.key for info in quick) == sorted(keys)
+    assert store.scan("demo/nothing-here/") == []
+
+
+def test_an_object_that_may_be_absent_costs_one_get(store):
+    store.put_json("demo/present.json", {"here": True})
+    calls = []
+    store.client.meta.events.register("before-call.s3", lambda model, **kwargs: calls.append(model.name))
+    assert store.get_json_or_none("demo/present.json") == {"here": True}
+    assert store.get_json_or_none("demo/absent.json") is None
+    assert calls == ["GetObject", "GetObject"]
+    with pytest.raises(StoreError, match="NoSuchBucket"):
+        ObjectStore(S3Settings(bucket="no-such-bucket-here", endpoint_url=store.settings.endpoint_url, access_key_id="k", secret_access_key="s")).scan("demo/")

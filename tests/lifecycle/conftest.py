@@ -83,7 +83,7 @@ def registration(team_name: str, email: str, tasks: list[str], agreements: dict[
 def submit(ctx: CampaignContext, name: str, document: dict | bytes, confirmed: bool = True) -> str:
     """Put a registration document into the inbox as a registration form would; unless told
     otherwise, its contact has already opened the confirmation link (see confirmation.py)."""
-    from include.campaign.confirmation import confirm_on_submission
+    from devtools.demo.submit import confirm_on_submission
 
     key = ctx.layout.registrations_inbox() + name
     data = document if isinstance(document, bytes) else json.dumps(document, indent=2).encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from include.campaign import reminders
-from include.campaign.calendar import reminder_events
+from include.campaign.timeline import reminder_events
 from tests.lifecycle.conftest import bucket_state, register
 
 

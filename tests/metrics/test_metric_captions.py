@@ -115,5 +115,5 @@ def test_model_metrics_report_missing_weights_instead_of_a_number(monkeypatch):
     results = score_run("caption-text-csv", ["caption_relevance", "caption_bertscore"], *tables(run, gold))
     assert results["caption_bertscore"].value is None
     assert results["caption_bertscore"].not_computed == \
-        "not computed: model microsoft/deberta-xlarge-mnli not available"
+        "not computed: model microsoft/deberta-xlarge-mnli not available: no model directory is set (CLEF_MODEL_DIR)"
     assert "microsoft/deberta-xlarge-mnli" in results["caption_relevance"].not_computed

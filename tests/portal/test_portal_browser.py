@@ -9,18 +9,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from include.campaign import submission_check
 from include.campaign.registration import intake
 
+from tests.conftest import SCREENSHOTS as SHOTS, chromium_page
 from tests.portal.conftest import link_to, stage_and_release, valid_run
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EMAIL = "lead@browser.example.org"
 
 
@@ -50,22 +47,12 @@ def portal_server(settings, monkeypatch):
 
 @pytest.fixture
 def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/install_chromium.sh (make test does)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900}, timezone_id="America/New_York")
-            page.set_default_timeout(15000)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(1100, "America/New_York") as page:
+        yield page
 
 
 def test_register_sign_in_upload_and_read_the_receipt(portal_server, browser_page, ctx, store, mailbox, tmp_path):
     page = browser_page
-    SHOTS.mkdir(parents=True, exist_ok=True)
 
     page.goto(f"{portal_server}/c/portallab")
     assert page.locator("h1").inner_text() == "Portal Lab 2026"

@@ -10,7 +10,7 @@ import yaml
 
 from include.campaign import submission_check
 from include.campaign.config import parse_campaign
-from include.campaign.confirmation import confirm_on_submission
+from devtools.demo.submit import confirm_on_submission
 from include.campaign.mail import SmtpSettings
 from include.campaign.registration import intake
 from include.campaign.teams import DeliveryError

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.airflow
 def test_the_dag_writes_receipts_and_mails_each_version_once(campaign_file, ctx, store, mailbox, airflow_home, monkeypatch):
     from devtools.dag_driver import DagDriver
 
-    from include.campaign.confirmation import confirm_on_submission
+    from devtools.demo.submit import confirm_on_submission
 
     monkeypatch.setenv("CLEF_RETRY_DELAY_SECONDS", "1")
     monkeypatch.setenv("CLEF_CAMPAIGNS_DIR", os.environ.get("CLEF_CAMPAIGNS_DIR", ""))  # restored after the driver sets it

@@ -1,6 +1,6 @@
 """Intervals and significance groups end to end over real S3 and SMTP: per-item files, every export, summary, e-mail.
 
-Each figure shown is checked against ``include.campaign.statistics`` called directly on the
+Each figure shown is checked against ``include.campaign.significance`` called directly on the
 per-item files the scoring stored.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from include.campaign import leaderboard, results, evaluation as scoring
-from include.campaign import statistics as st
+from include.campaign import significance as st
 from include.metrics.registry import METRICS
 from scoring_fixtures import collect, gans_gold, gans_run, read_html, register, score_task, stage_gold
 

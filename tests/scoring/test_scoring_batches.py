@@ -1,4 +1,4 @@
-"""The scoring DAG's mapped instances: which worker queue scores a task, and how runs are batched past max_map_length."""
+"""The scoring DAG's mapped instances: which runs the models queue scores too, and how runs are batched past max_map_length."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ import pytest
 from include.campaign import evaluation
 from include.campaign.config import load_campaign
 from include.metrics.registry import METRICS
+from include.models import parts
 
 CAMPAIGN = load_campaign(Path(__file__).resolve().parents[2] / "include" / "campaigns" / "imageclef2025.yaml")
 
@@ -18,14 +19,28 @@ def runs(count: int, task: str = "gans-detection", per_team: int = 10) -> list[d
 
 
 @pytest.mark.parametrize("task", CAMPAIGN.tasks, ids=lambda task: task.id)
-def test_a_task_is_scored_on_models_exactly_when_one_of_its_metrics_needs_a_model(task):
+def test_a_task_has_a_model_part_exactly_when_one_of_its_metrics_needs_a_model(task):
     needs_model = any(METRICS[name].needs_model for name in task.metrics)
-    assert evaluation.scoring_queue(task) == ("models" if needs_model else "default")
+    assert parts.has_model_part(task) == needs_model
+    split = parts.metric_parts(task)
+    assert sorted(split["default"] + split["models"]) == sorted(task.metrics)
+    assert all(METRICS[name].needs_model for name in split["models"])
+    assert not any(METRICS[name].needs_model for name in split["default"])
 
 
-def test_caption_prediction_goes_to_models_and_concept_detection_to_default():
-    assert evaluation.scoring_queue(CAMPAIGN.task("caption-prediction")) == "models"
-    assert evaluation.scoring_queue(CAMPAIGN.task("caption-concept-detection")) == "default"
+def test_caption_prediction_has_a_model_part_and_concept_detection_none():
+    assert parts.has_model_part(CAMPAIGN.task("caption-prediction"))
+    assert not parts.has_model_part(CAMPAIGN.task("caption-concept-detection"))
+    assert parts.part_metrics(CAMPAIGN.task("caption-concept-detection"), parts.CPU_PART) == list(CAMPAIGN.task("caption-concept-detection").metrics)
+
+
+@pytest.mark.parametrize("count, limit, instances", [(1, 256, 1), (25, 256, 1), (49, 256, 1), (50, 256, 2), (300, 256, 12), (10000, 256, 256), (60, 2, 2)])
+def test_the_models_queue_scores_at_least_25_runs_per_instance_within_the_limit(count, limit, instances):
+    assert parts.model_instances(count, limit) == instances
+    batches = evaluation.batches(runs(count), parts.model_instances(count, limit))
+    size = math.ceil(count / instances)
+    assert len(batches) == math.ceil(count / size) <= limit
+    assert all(len(b["runs"]) >= min(count, 25) for b in batches[:-1]) and [i for b in batches for i in b["runs"]] == runs(count)
 
 
 @pytest.mark.parametrize("count, limit, size", [(1, 256, 1), (256, 256, 1), (257, 256, 2), (300, 256, 2), (1024, 256, 4), (5000, 256, 20), (5000, 1024, 5), (7, 3, 3)])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from include.campaign import statistics as st
+from include.campaign import significance as st
 from include.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

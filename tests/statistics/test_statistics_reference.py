@@ -15,7 +15,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import cohen_kappa_score, f1_score
 
-from include.campaign import statistics as st
+from include.campaign import significance as st
 
 RESAMPLES = 4000
 

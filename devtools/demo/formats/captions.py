@@ -2,7 +2,8 @@
 
 Both runs are zips holding ``submission.csv``. Test images are tiny PNGs under ``images/``; the gold
 is ``concepts.csv`` + ``concepts_manual.csv`` (``ID,CUIs``, CUIs joined by ``;``) and ``captions.csv``
-(``ID,Caption``), as in docs/format-contract.md.
+(``ID,Caption``), as in docs/format-contract.md; image-caption similarity reads the staged test
+images (``images/<ID>.png``).
 """
 from __future__ import annotations
 

@@ -3,10 +3,12 @@
 Answering: the test split stages colonoscopy-like PNGs and ``questions.json``; a run is the JSON
 list ``{index, img_id, question, answer}``; the gold is ``answers.json``. Synthesis: the test split
 stages ``prompts.csv``; a run is a zip of ten PNGs per prompt named ``prompt{NNNN}_img{NNNN}.png``;
-the gold is ``prompts.csv``. Synthesis is scored only by model-based metrics, so its runs differ in
-their pictures, not in a quality a CPU can measure.
+the gold is ``prompts.csv`` and the real images under ``real/`` (FID against them). Synthesis is scored
+only by model-based metrics, so its runs differ in their pictures, not in a quality a CPU can measure.
 """
 from __future__ import annotations
+
+import random
 
 from devtools.demo.encoding import csv_bytes, json_bytes, zip_bytes
 from devtools.demo.formats.base import FormatGenerator, InvalidRun, SplitMaterial, hex_id, tiny_png
@@ -68,6 +70,9 @@ class VqaAnswering(FormatGenerator):
         return InvalidRun(json_bytes(answers), f"the answer of index {answers[4]['index']} is a number, not a string")
 
 
+REAL_IMAGES = 12
+
+
 class VqaSynthesis(FormatGenerator):
     """Items are prompt ids; a run holds ten pictures per prompt (their content is not scored on CPU)."""
 
@@ -82,7 +87,10 @@ class VqaSynthesis(FormatGenerator):
         files = {"prompts.csv": table}
         if split == "dev":  # development data: real examples of what each prompt describes
             files.update({f"images/{prompt_id}_example.png": tiny_png(rng, 24, 24) for prompt_id, _ in prompts})
-        return SplitMaterial([prompt_id for prompt_id, _ in prompts], files, {"prompts.csv": table})
+        # The real images the generated ones are compared with (FID); drawn apart so other draws stay as they were.
+        real_rng = random.Random(f"{split}-real-{count}")
+        real = {f"real/real{number:03d}.png": tiny_png(real_rng, 24, 24) for number in range(1, REAL_IMAGES + 1)}
+        return SplitMaterial([prompt_id for prompt_id, _ in prompts], files, {"prompts.csv": table, **real})
 
     def predict(self, material, index, correct, rng):
         prompt_id = material.items[index]

@@ -12,10 +12,11 @@ from include.campaign import leaderboard as leaderboards
 from include.campaign.evaluation.diff import diff_evaluations
 from include.campaign.evaluation.lineage import build_lineage
 from include.campaign.evaluation.records import (SUMMARY_KEYS, known_task, leaderboard_keys, read_diff, read_evaluation, read_item_tables,
-                                                 read_leaderboard, read_manifest, run_prefix, version_record, write_lineage,
+                                                 read_leaderboard, read_collection_manifest, run_prefix, version_record, write_lineage,
                                                  write_version_outputs)
 from include.campaign.evaluation.scoring import metric_specs
 from include.campaign.evaluation.versioning import is_complete, latest_version
+from include.models.parts import join_parts  # a run's CPU and model parts, one summary (imports no model library)
 
 
 def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str,
@@ -45,11 +46,11 @@ def finalize_with_records(ctx, task_id: str, version: str, summaries: Iterable[M
     previous = latest_version(ctx, task_id, before=version)
     previous_evaluation = read_evaluation(ctx, task_id, previous) if previous else {"runs": [], "missing": []}
     previous_runs = {(r["team"], r["run"]): r for r in previous_evaluation["runs"]}
-    scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in summaries
-              if isinstance(s, Mapping) and s.get("team") and s.get("scored_in") == version}
+    scored = {(s["team"], s["run"]): {k: s.get(k) for k in SUMMARY_KEYS} for s in join_parts(task, summaries)
+              if s.get("scored_in") == version}
     previous_missing = {(m["team"], m["run"]): m for m in previous_evaluation.get("missing") or []}
     planned_keys = {(p["team"], p["run"]) for p in planned or [] if isinstance(p, Mapping) and p.get("team")}
-    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id, manifest_key), scored, previous_runs,
+    runs, missing = _complete_run_list(ctx, task_id, version, read_collection_manifest(ctx, task_id, manifest_key), scored, previous_runs,
                                        planned_keys, previous_missing)
     evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
     board = leaderboards.build(task, runs, metric_specs(task), version=version)

@@ -17,9 +17,9 @@ from include.campaign.evaluation.scoring import metric_specs, task_metric_option
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "sacrebleu", "rouge-score", "jiwer", "nltk", "ir-measures",
-             "pytrec-eval-terrier", "great-expectations")
+             "pytrec-eval-terrier", "great-expectations", "torch", "transformers", "bert-score", "bleurt-pytorch")
 # The code whose change changes a score: reported as "dirty" in the lineage when edited since the commit.
-SCORING_CODE = ("include/metrics", "include/campaign/validation", "include/schemas", "include/campaign/evaluation")
+SCORING_CODE = ("include/metrics", "include/models", "include/campaign/validation", "include/schemas", "include/campaign/evaluation")
 
 
 def build_lineage(ctx, task: Task, version: str, previous: str | None, allocation: dict, runs: list[dict],

@@ -1,4 +1,5 @@
-"""Planning a scoring: which collected runs to score, on which worker queue, in how many mapped instances.
+"""Planning a scoring: which collected runs to score, in how many mapped instances (the split of a run's
+metrics between the default and models queues is include/models/parts.py).
 
 The rules for queues and batches are described in docs/scoring-batches.md.
 """
@@ -9,8 +10,7 @@ import re
 from typing import Iterable
 
 from include.campaign.config import Task
-from include.campaign.evaluation.records import ScoringError, known_task, read_manifest
-from include.metrics.registry import DEFAULT_QUEUE, MODELS_QUEUE
+from include.campaign.evaluation.records import ScoringError, known_task, read_collection_manifest
 
 
 def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iterable[str] | str | None = None,
@@ -23,7 +23,7 @@ def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iter
     ``manifest_key`` is the manifest the collection announced (the layout's place by default).
     """
     known_task(ctx, task_id)
-    collected = read_manifest(ctx, task_id, manifest_key).get("collected") or []
+    collected = read_collection_manifest(ctx, task_id, manifest_key).get("collected") or []
     wanted_teams, wanted_runs = _names(teams), _names(runs)
     _refuse_unknown(task_id, "team", wanted_teams, {entry["team"] for entry in collected})
     _refuse_unknown(task_id, "run", wanted_runs, {entry["run"] for entry in collected} | {f"{e['team']}/{e['run']}" for e in collected})
@@ -48,20 +48,13 @@ def _refuse_unknown(task_id: str, kind: str, wanted: set[str], known: set[str]) 
         choices = ", ".join(sorted(known)) or "none collected"
         raise ScoringError(f"task {task_id}: no collected {kind} named {', '.join(unknown)}; collected {kind}s: {choices}")
 
-# --- mapped instances: which queue, how many runs each (docs/scoring-batches.md) ----------------------
+# --- mapped instances: how many runs each (docs/scoring-batches.md) ----------------------
 
 # At most this many mapped scoring instances per queue and DAG run (CLEF_SCORING_MAX_INSTANCES, and
 # never more than Airflow's [core] max_map_length): more runs share an instance. An instance costs a
 # task start-up (about 2 s in benchmarks/scoring_dag.py, more on a Celery worker), several times one
 # run's validation and metrics: 16 instances keep 16 worker slots busy and pay that start-up 16 times.
 DEFAULT_MAX_INSTANCES = 16
-
-def scoring_queue(task: Task) -> str:
-    """The worker queue that scores a task's runs: ``models`` when one of its metrics needs a model
-    (the registry's ``queue``), else ``default``. A run is scored by one process, all metrics together."""
-    from include.metrics.registry import METRICS
-
-    return MODELS_QUEUE if any(METRICS[name].queue == MODELS_QUEUE for name in task.metrics) else DEFAULT_QUEUE
 
 def max_instances(map_length_limit: int, configured: str | int | None = None) -> int:
     """How many mapped instances one scoring task may have: the configured target, within Airflow's limit."""

@@ -56,7 +56,7 @@ def known_task(ctx, task_id: str) -> Task:
 # --- what is scored: the collection manifest -----------------------------------------------------------
 
 
-def read_manifest(ctx, task_id: str, key: str | None = None) -> dict:
+def read_collection_manifest(ctx, task_id: str, key: str | None = None) -> dict:
     """The collection manifest (at ``key`` when the caller was told it, else where the layout puts it)."""
     key = key or ctx.layout.collection_manifest(task_id)
     if not key.startswith(ctx.layout.collected(task_id)):
@@ -144,17 +144,23 @@ def read_run_report(ctx, task_id: str, version: str, team: str, run: str) -> dic
 
 def read_item_tables(ctx, board: leaderboards.Leaderboard, runs: list[dict]) -> dict[tuple[str, str], Any]:
     """The per-item tables (pandas, index = item id) of the ranked runs, from the versions that scored them:
-    one GET per ranked run (none before it), the runs read side by side."""
+    one GET per ranked run and part (CPU; models, for a task with model metrics), none before it, the
+    runs read side by side."""
     import pandas as pd
 
+    from include.models.parts import has_model_part, item_table_names
+
+    names = item_table_names() if has_model_part(ctx.campaign.task(board.task)) else item_table_names()[:1]
     by_key = {(r["team"], r["run"]): r for r in runs}
-    wanted = [((row.team, row.run), by_key[(row.team, row.run)]["files"] + "per_item.csv")
-              for row in board.ranked if by_key.get((row.team, row.run), {}).get("files")]
-    tables = {}
+    prefixes = [((row.team, row.run), by_key[(row.team, row.run)]["files"])
+                for row in board.ranked if by_key.get((row.team, row.run), {}).get("files")]
+    wanted = [(key, prefix + name) for key, prefix in prefixes for name in names]
+    parts: dict[tuple[str, str], list] = {}
     for (key, _), data in zip(wanted, ctx.store.get_many_or_none([object_key for _, object_key in wanted])):
         if data is not None:
-            tables[key] = pd.read_csv(io.BytesIO(data), index_col="item", dtype={"item": str})
-    return tables
+            parts.setdefault(key, []).append(pd.read_csv(io.BytesIO(data), index_col="item", dtype={"item": str}))
+    # the CPU part's per-item scores, joined with the models queue's
+    return {key: pd.concat(found, axis=1) if len(found) > 1 else found[0] for key, found in parts.items()}
 
 
 # --- leaderboards ----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Scoring one run: validate it against the gold, score it with the task's metrics, write its outputs.
 
-The DAG's mapped tasks call :func:`score_one` once per run; the ``score`` command and
+The DAG's mapped tasks call :func:`score_batch` (each run as :func:`score_one`); the ``score`` command and
 :func:`score_one` share :func:`evaluate`, so a participant's local score equals the official one.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from include.campaign.config import Task
 from include.campaign.evaluation.gold import GoldCopy, gold_for_version
@@ -42,28 +42,31 @@ def task_metric_options(task: Task) -> dict[str, Any]:
 
 def metric_options(task: Task, model_dir: str | Path | None = None) -> dict[str, Any]:
     """The options the task's metrics compute with: the campaign file's, plus the deployment's model
-    directory (``CampaignContext.settings.model_dir``) for the metrics that read one, unless the file sets it."""
-    from include.metrics.registry import METRICS
+    directory (``CampaignContext.settings.model_dir``) when a metric needs a model, unless the file sets
+    it (``include/models/parts.py``'s :func:`options_for`)."""
+    from include.models.parts import options_for
 
-    options = task_metric_options(task)
-    if model_dir and "model_dir" not in options and any("model_dir" in METRICS[name].options for name in task.metrics):
-        options["model_dir"] = str(model_dir)
-    return options
+    return options_for(task_metric_options(task), task, list(task.metrics), model_dir)[0]
 
 
 def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None,
-             model_dir: str | Path | None = None) -> RunEvaluation:
+             metrics: Iterable[str] | None = None, model_dir: str | Path | None = None,
+             inputs_dir: str | Path | None = None) -> RunEvaluation:
     """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
 
-    ``limits`` are the task's run limits (default: the defaults); ``model_dir`` where model-based
-    metrics find their weights. A broken gold folder is the organizers' problem and raises
-    :class:`ScoringError`.
+    ``limits`` are the task's run limits (default: the defaults). ``metrics`` (default: all the task's)
+    is the part to compute: the ``default`` queue computes the CPU metrics, the ``models`` queue the
+    model metrics (``include/models/parts.py``), with weights under ``model_dir`` and test images under
+    ``inputs_dir``. A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
     """
     from include.campaign.validation import GoldError, validate_run
     from include.metrics import resolve_options, score_run
+    from include.metrics.model_inputs import attach_sources
+    from include.models.parts import options_for
 
-    options = metric_options(task, model_dir)
+    names = list(task.metrics) if metrics is None else list(metrics)
     try:
+        options, read = options_for(task_metric_options(task), task, names, model_dir)
         resolve_options(task.run_format, options, task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
@@ -79,7 +82,8 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     if outcome.report.get("verdict") != "valid":
         return RunEvaluation("invalid", outcome.report, outcome.text, reason=invalid_reason(outcome.report))
     try:
-        results = score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold, options)
+        attach_sources(outcome.run, run_path, gold_dir, inputs_dir)  # image metrics read the files themselves
+        results = score_run(task.run_format, names, outcome.run, outcome.gold, read)
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
@@ -118,25 +122,30 @@ def invalid_reason(report: Mapping[str, Any]) -> str:
     return f"invalid: {len(rules)} rule(s) broken ({', '.join(rules[:5])}{', ...' if len(rules) > 5 else ''})"
 
 
-def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any]) -> dict:
+def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: str | None = None) -> dict:
     """Validate and (if valid) score one collected run into the version; return its summary.
 
+    ``part`` None scores every metric; ``"cpu"`` only the metrics of the default queue (the report and
+    per-item scores as usual); ``"models"`` only the model metrics, written under ``models/`` of the
+    run's folder (the summary says ``part: models``; :func:`finalize` joins the two, see
+    ``include/models/parts.py``).
     Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
     whole-task problem (no gold, broken gold, a version already finalized).
     """
-    return _score(ctx, _open_version(ctx, task_id, version), version, item)
+    return _score(ctx, _open_version(ctx, task_id, version), version, item, part)
 
 
-def score_batch(ctx, items: list[Mapping[str, Any]]) -> list[dict]:
-    """Score a mapped instance's runs (each item names its ``task`` and ``version``); each version is
-    checked once for the batch, not once per run. Summaries keep ``task`` and ``version``."""
+def score_batch(ctx, items: list[Mapping[str, Any]], part: str | None = None) -> list[dict]:
+    """Score a mapped instance's runs (each item names its ``task`` and ``version``), the ``part`` of
+    each as :func:`score_one`; each version is checked once for the batch, not once per run. Summaries
+    keep ``task`` and ``version``."""
     opened: dict[tuple[str, str], tuple[Task, GoldCopy]] = {}
     summaries = []
     for item in items:
         key = (item["task"], item["version"])
         if key not in opened:
             opened[key] = _open_version(ctx, *key)
-        summaries.append({**_score(ctx, opened[key], item["version"], item), "task": item["task"], "version": item["version"]})
+        summaries.append({**_score(ctx, opened[key], item["version"], item, part), "task": item["task"], "version": item["version"]})
     return summaries
 
 
@@ -149,9 +158,12 @@ def _open_version(ctx, task_id: str, version: str) -> tuple[Task, GoldCopy]:
     return task, gold
 
 
-def _score(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, Any]) -> dict:
+def _score(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, Any], part: str | None) -> dict:
+    from include.models import parts  # the model part's hooks (imports no model library)
+
     task, gold = opened
     limits = ctx.campaign.task_run_limits(task)
+    metrics = parts.part_metrics(task, part)
     with tempfile.TemporaryDirectory(prefix="run-") as scratch:
         run_path = Path(scratch) / segment(item["run"])
         sha256 = download_with_sha256(ctx.store, item["key"], run_path)
@@ -161,8 +173,14 @@ def _score(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, 
                 "manifest says: it changed after collection, so it is not scored"))
             evaluation.report["error"] = evaluation.text = evaluation.reason
         else:
-            evaluation = evaluate(task, run_path, gold.folder, limits, ctx.settings.model_dir)
+            inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
+            evaluation = evaluate(task, run_path, gold.folder, limits, metrics=metrics, model_dir=ctx.settings.model_dir,
+                                  inputs_dir=inputs)
     summary = _summary(item, sha256, evaluation, gold, version)
+    if part == parts.MODELS_PART:  # under models/ of the run's folder, written side by side
+        objects = parts.model_part_objects(summary, evaluation, per_item_csv, dump_json)
+        write_run_outputs(ctx, task.id, version, summary["team"], summary["run"], objects)
+        return {**summary, "part": parts.MODELS_PART}
     _write_run_outputs(ctx, task, version, summary, evaluation)
     return summary
 

@@ -1,7 +1,8 @@
-"""The campaign's calendar: every milestone of every task as a moment in time, in order.
+"""The campaign's timeline: every milestone of every task as a moment in time, in order.
 
 Tasks that share a moment for a milestone are grouped into one event, so one DAG run serves every
 task due at that moment. The scheduling DAGs and the ``calendar`` command both read from here.
+(Named ``timeline``, not ``calendar``, so that it never shadows the standard library's module.)
 """
 from __future__ import annotations
 
@@ -61,5 +62,7 @@ def reminder_events(campaign: Campaign) -> list[MilestoneEvent]:
     return events
 
 
-def format_moment(moment: dt.datetime) -> str:
+def own_zone_text(moment: dt.datetime) -> str:
+    """``2025-05-10 23:59:59 CEST``: the moment in its own time zone (see ``teams.local_and_utc_text``
+    for the campaign's zone and UTC together, as e-mails and pages show a moment)."""
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -1,0 +1,1 @@
+"""Tests of the dev wing (devtools/): its boundary with the product and its hold on Airflow internals."""
