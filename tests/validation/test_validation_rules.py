@@ -14,6 +14,7 @@ import pytest
 import validation_fixtures as fx
 from include.campaign.validation import GoldError, RunLimits, load_gold, validate_run
 from include.campaign.validation.findings import shown
+from include.campaign.validation.gold import missing_gold_files
 from include.campaign.validation.schema import run_schema
 from include.schemas import format_names
 
@@ -155,6 +156,23 @@ def test_gold_types(gold_for):
     assert touche["judgments"]["value"].dtype == np.int64 and touche["images"]["image_id"].tolist() == fx.COLLECTION
     closed = load_gold("magic-closed-vqa-json", gold_for("magic-closed-vqa-json"))["closed_vqa"]
     assert len(closed) == 6 and closed["option"].tolist() == [0, 2, 4, 1, 3, 5]
+    real = load_gold("vqa-gi-images-zip", gold_for("vqa-gi-images-zip"))["real_images"]
+    assert real["image"].tolist() == ["real000.png", "real001.png", "real002.png"]
+
+
+def test_real_images_of_the_synthesis_gold_are_checked(tmp_path):
+    gold = fx.write_gold("vqa-gi-images-zip", tmp_path / "gold")
+    (gold / "real" / "notes.txt").write_text("not an image")
+    with pytest.raises(GoldError, match=r"notes\.txt is not named as real/ requires"):
+        load_gold("vqa-gi-images-zip", gold)
+    (gold / "real" / "notes.txt").unlink()
+    (gold / "real" / "fake.png").write_text("not a png")
+    with pytest.raises(GoldError, match=r"fake\.png is not a PNG or JPEG image"):
+        load_gold("vqa-gi-images-zip", gold)
+    (gold / "real" / "fake.png").unlink()
+    assert missing_gold_files("vqa-gi-images-zip", ["prompts.csv"], ["synthesis_fidelity"]) == [
+        ("real", "stage real: a folder of files (needed by synthesis_fidelity)")]
+    assert missing_gold_files("vqa-gi-images-zip", ["prompts.csv"], ["synthesis_agreement"]) == []
 
 
 def test_callers_cannot_change_the_cached_gold(gold_for):

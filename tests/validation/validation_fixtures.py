@@ -113,6 +113,9 @@ def _gold_vqa_answers(folder: Path) -> None:
 def _gold_vqa_images(folder: Path) -> None:
     _csv(folder / "prompts.csv", "prompt_id,prompt", [f'{p},"A colonoscopy image with a polyp, view {n}"'
                                                       for n, p in enumerate(PROMPT_IDS)])
+    (folder / "real").mkdir(exist_ok=True)
+    for n in range(3):
+        (folder / "real" / f"real{n:03d}.png").write_bytes(png_bytes(shade=40 * n))
 
 
 def _gold_masks(folder: Path) -> None:

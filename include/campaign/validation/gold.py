@@ -93,10 +93,10 @@ def missing_gold_files(format_name: str, present, metrics=None) -> list[tuple[st
     folders = {name.split("/", 1)[0] for name in names if "/" in name}
     missing = []
     for spec in required_gold_files(format_name, metrics):
-        found = spec.path_name in folders if spec.kind == "mask-folder" else spec.path_name in names
+        found = spec.path_name in folders if spec.folder else spec.path_name in names
         if not found:
             why = f" (needed by {', '.join(sorted(set(spec.needed_by) & set(metrics or spec.needed_by)))})" if spec.needed_by else ""
-            shape = "a folder of files" if spec.kind == "mask-folder" else f"{spec.kind} with {', '.join(spec.columns)}"
+            shape = "a folder of files" if spec.folder else f"{spec.kind} with {', '.join(spec.columns)}"
             missing.append((spec.path_name, f"stage {spec.path_name}: {shape}{why}"))
     return missing
 
@@ -123,7 +123,7 @@ def load_gold_file(folder: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.Da
     if not path.exists():
         raise GoldError(f"gold file {path} is missing ({schema.format} needs {spec.path_name}: {', '.join(spec.columns)})")
     loaders = {"csv": read_gold_csv, "json-list": read_gold_json, "lines": read_gold_lines,
-               "mask-folder": read_gold_masks, "run-format": read_gold_as_run}
+               "mask-folder": read_gold_masks, "image-folder": read_gold_images, "run-format": read_gold_as_run}
     try:
         frame = loaders[spec.kind](path, spec, schema)
     except GoldError:
@@ -211,6 +211,30 @@ def read_gold_masks(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.Dat
     if not rows:
         raise GoldError(f"gold folder {path} holds no masks")
     return pd.DataFrame(rows, columns=spec.columns)
+
+
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG
+
+
+def read_gold_images(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:
+    """A folder of reference images (the real images FID compares with): one row per image, its name.
+
+    Only names and signatures are checked here; the metric that needs the pixels decodes them."""
+    pattern = re.compile(spec.name_pattern or r".+")
+    rows = []
+    for file in sorted(path.iterdir()):
+        if file.name.startswith("."):
+            continue
+        if not pattern.fullmatch(file.name):
+            raise GoldError(f"gold file {file} is not named as {spec.path_name}/ requires ({spec.name_pattern})")
+        with open(file, "rb") as handle:
+            head = handle.read(8)
+        if not head.startswith(IMAGE_SIGNATURES):
+            raise GoldError(f"gold file {file} is not a PNG or JPEG image")
+        rows.append({spec.columns[0]: file.name})
+    if not rows:
+        raise GoldError(f"gold folder {path} holds no images")
+    return pd.DataFrame(rows, columns=spec.columns[:1])
 
 
 def read_gold_as_run(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:
