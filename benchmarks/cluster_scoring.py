@@ -13,7 +13,7 @@ organizer re-scoring by hand would:
    so the scoring DAG batches them (docs/scoring-batches.md); printed: the instances and the time.
 
     python benchmarks/cluster_scoring.py [--runs 300] [--images 500] [--concurrency 2] [--large-runs 5000] [--skip-large]
-                                         [--max-instances N]   # CLEF_SCORING_MAX_INSTANCES (default 256)
+                                         [--max-instances N]   # CLEF_SCORING_MAX_INSTANCES (default 16)
 """
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def main() -> int:
     parser.add_argument("--large-images", type=int, default=20)
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800, help="bound on each scoring, seconds")
-    parser.add_argument("--max-instances", type=int, help="CLEF_SCORING_MAX_INSTANCES for the cluster (default: the DAG's, 256)")
+    parser.add_argument("--max-instances", type=int, help="CLEF_SCORING_MAX_INSTANCES for the cluster (default: the DAG's, 16)")
     args = parser.parse_args()
 
     from include.campaign.config import load_campaign
@@ -199,7 +199,7 @@ def main() -> int:
             version = scoring_module.latest_version(ctx, TASK)
             evaluation = scoring_module.read_evaluation(ctx, TASK, version)
             print(f"  {args.large_runs} runs x {args.large_images} images (staged in {staged:.0f} s): {seconds:.1f} s wall-clock with 2 default workers, "
-                  f"{len(scored)} scoring instances (max_map_length 1024, instance limit {args.max_instances or 256}), evaluation {version}: {len(evaluation['runs'])} runs, "
+                  f"{len(scored)} scoring instances (max_map_length 1024, instance limit {args.max_instances or 16}), evaluation {version}: {len(evaluation['runs'])} runs, "
                   f"{len(evaluation['missing'])} missing", flush=True)
             if len(evaluation["runs"]) != args.large_runs or evaluation["missing"]:
                 print("the large task was not scored completely", file=sys.stderr)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from airflow.sdk import DAG, AssetAny, Param, task
 from dags.clef_dag_support.runtime import asset, asset_alias, campaign_context, dag_kwargs, label_map_index, valid_campaigns
@@ -30,10 +29,10 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
    those metrics of the same runs, at least 25 runs per instance so each model is loaded once per
    worker process (`plan_model_scoring` lists its batches); a model whose weights are missing gives
    its metrics a "not computed" reason naming it (`python -m include.cli models CAMPAIGN` lists them).
-   Up to 256 instances per queue (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
+   `score_run` has one instance per run, up to 16 instances per queue (`CLEF_SCORING_MAX_INSTANCES`, never above Airflow's
    `max_map_length`); with more runs, each instance scores a batch of consecutive runs
    (docs/scoring-batches.md);
-3. `build_leaderboard` writes the evaluation with its lineage (run and gold sha256, metric code
+3. `build_leaderboard` (told the versions and the manifests by `plan_scoring`) writes the evaluation with its lineage (run and gold sha256, metric code
    version, reason, who), the diff against the previous version, and the leaderboard exports
    (CSV, JSON, HTML, LaTeX), which stay private until `{campaign.id}_results` publishes them.
    A run whose scoring instance failed is listed as *not scored* (with that reason): the
@@ -57,24 +56,28 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
         @task(task_id="plan_scoring")
         def plan_scoring(**context) -> list[dict]:
             """Allocate the versions; return the batches of every run's CPU part (queue default), keep the
-            batches of the model part (queue models) for the next task."""
+            batches of the model part (queue models) for the next task, and tell `build_leaderboard` each
+            task's version and manifest (XCom ``versions``)."""
             from airflow.sdk.configuration import conf
 
             from include.campaign import evaluation
             from include.models import parts
 
-            requests = scoring_requests(context)
             ctx = campaign_context(campaign_file)
             by_queue: dict[str, list[dict]] = {DEFAULT_QUEUE: [], MODELS_QUEUE: []}
-            for request in requests:
+            planned_versions = []
+            for request in scoring_requests(context):
+                manifest_key = request["manifest_key"] or ctx.layout.collection_manifest(request["task"])
                 version = evaluation.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
                 with_models = parts.has_model_part(ctx.campaign.task(request["task"]))
-                for run in evaluation.plan(ctx, request["task"], request["teams"], request["runs"]):
+                for run in evaluation.plan(ctx, request["task"], request["teams"], request["runs"], manifest_key=manifest_key):
                     item = {**run, "task": request["task"], "version": version}
                     by_queue[DEFAULT_QUEUE].append(item)
                     if with_models:
                         by_queue[MODELS_QUEUE].append(item)
-            limit = evaluation.max_instances(conf.getint("core", "max_map_length"), os.environ.get("CLEF_SCORING_MAX_INSTANCES"))
+                planned_versions.append({**request, "version": version, "manifest_key": manifest_key})
+                context["ti"].xcom_push(key="versions", value=planned_versions)  # what is fully planned, even if a later task fails
+            limit = evaluation.max_instances(conf.getint("core", "max_map_length"), ctx.settings.scoring_max_instances)
             models = by_queue[MODELS_QUEUE]
             context["ti"].xcom_push(key=MODELS_QUEUE, value=evaluation.batches(models, parts.model_instances(len(models), limit)))
             return evaluation.batches(by_queue[DEFAULT_QUEUE], limit)
@@ -88,9 +91,7 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             from include.campaign import evaluation
 
             label_map_index(batch["label"])
-            ctx = campaign_context(campaign_file)
-            return [{**evaluation.score_one(ctx, item["task"], item["version"], item, part=part), "task": item["task"], "version": item["version"]}
-                    for item in batch["runs"]]
+            return evaluation.score_batch(campaign_context(campaign_file), batch["runs"], part=part)
 
         @task(task_id="score_run", queue=DEFAULT_QUEUE, map_index_template="{{ label }}")
         def score_run(batch: dict) -> list[dict]:
@@ -111,16 +112,20 @@ or a metric changed: pick the task, optionally teams and runs (empty = all), and
             # What was planned: a planned run without a summary had its scoring task die, and is named as such.
             batches = (context["ti"].xcom_pull(task_ids="plan_scoring") or []) + (context["ti"].xcom_pull(task_ids="plan_scoring", key=MODELS_QUEUE) or [])
             planned = [item for batch in batches for item in batch["runs"]]
+            requests = context["ti"].xcom_pull(task_ids="plan_scoring", key="versions")
+            if not requests:
+                raise RuntimeError("plan_scoring allocated no evaluation version (see its log); nothing to finalize")
             outcomes = []
-            for request in scoring_requests(context):
-                version = evaluation.new_version(ctx, request["task"], request["reason"], request["triggered_by"], request_id=f"{context['dag_run'].run_id}:{request['task']}")
+            for request in requests:
+                version = request["version"]
                 mine = [s for s in (summaries or []) if s and s.get("task") == request["task"]]
-                outcome = evaluation.finalize(ctx, request["task"], version, mine, request["reason"], request["triggered_by"],
-                                           planned=[item for item in planned if item.get("task") == request["task"]])
+                outcome, records = evaluation.finalize_with_records(
+                    ctx, request["task"], version, mine, request["reason"], request["triggered_by"],
+                    planned=[item for item in planned if item.get("task") == request["task"]], manifest_key=request["manifest_key"])
                 if outcome["missing"]:
                     log.warning("%s %s: %d collected run(s) have no score (%s); the results approval names them and their teams are told",
                                 request["task"], version, len(outcome["missing"]), ", ".join(outcome["missing"]))
-                outcome["notified"] = results.notify_rescore(ctx, request["task"], version, request["reason"])
+                outcome["notified"] = results.notify_rescore(ctx, request["task"], version, request["reason"], current=records)
                 context["outlet_events"][alias].add(asset(campaign.id, "leaderboard", request["task"]), extra={"task": request["task"], "version": version})
                 outcomes.append(outcome)
             return outcomes
@@ -142,22 +147,25 @@ def _flatten(batches) -> list[dict]:
 
 
 def scoring_requests(context) -> list[dict]:
-    """What this run scores: the tasks of the triggering asset events, or the form's choice."""
+    """What this run scores: the tasks of the triggering asset events (with the manifest each announced),
+    or the form's choice."""
     events = context.get("triggering_asset_events") or {}
-    tasks: list[str] = []
+    manifests: dict[str, str | None] = {}
     for asset_events in events.values():
         for event in asset_events:
             task_id = (event.extra or {}).get("task")
-            if task_id and task_id not in tasks:
-                tasks.append(task_id)
-    if tasks:
-        return [{"task": t, "teams": [], "runs": [], "reason": AUTOMATIC_REASON, "triggered_by": "asset event"} for t in tasks]
+            if task_id and task_id not in manifests:
+                manifests[task_id] = (event.extra or {}).get("manifest_key")
+    if manifests:
+        return [{"task": t, "teams": [], "runs": [], "reason": AUTOMATIC_REASON, "triggered_by": "asset event", "manifest_key": key}
+                for t, key in manifests.items()]
     params = context["params"]
     reason = str(params.get("reason") or "").strip()
     if not reason:
         raise ValueError("Say why you re-score: the 'Reason' field of the trigger form is required.")
     user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
-    return [{"task": params["task"], "teams": list(params.get("teams") or []), "runs": list(params.get("runs") or []), "reason": reason, "triggered_by": user}]
+    return [{"task": params["task"], "teams": list(params.get("teams") or []), "runs": list(params.get("runs") or []), "reason": reason,
+             "triggered_by": user, "manifest_key": None}]
 
 
 # Each DAG registers itself as its `with DAG(...)` block closes (Airflow's auto_register).

@@ -86,16 +86,16 @@ def _prepare_airflow(workdir: Path, s3_json: str, smtp_json: str) -> None:
 
 def _simulate(args: argparse.Namespace, workdir: Path) -> int:
     from devtools.campaign_replay import Simulation, render_summary
-    from include.campaign.context import MODEL_DIR_VARIABLE, CampaignContext, model_dir_from_env
+    from include.campaign.context import MODEL_DIR_VARIABLE, CampaignContext, Settings
     from include.campaign.mail import SmtpSettings
     from include.campaign.store import ObjectStore, S3Settings
 
     store = ObjectStore(S3Settings.from_env())
     smtp = SmtpSettings.from_env()
-    model_dir = Path(args.model_dir).resolve() if getattr(args, "model_dir", None) else model_dir_from_env()
-    os.environ[MODEL_DIR_VARIABLE] = str(model_dir or "")  # the DAGs' tasks read it through CampaignContext
+    model_dir = Path(args.model_dir).resolve() if getattr(args, "model_dir", None) else Settings.from_env().model_dir
+    os.environ[MODEL_DIR_VARIABLE] = str(model_dir or "")  # the DAGs' tasks read it through CampaignContext.settings
     print(f"model directory: {model_dir or 'none (model-based metrics will say which models are missing)'}", flush=True)
-    simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp, model_dir=model_dir),
+    simulation = Simulation(args.config, workdir, lambda campaign: CampaignContext(campaign, store, smtp),
                             step=args.step, seed=args.seed,
                             say=lambda line: print(line, flush=True), data=args.data)
     report = simulation.run()

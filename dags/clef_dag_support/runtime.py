@@ -141,11 +141,10 @@ def campaign_context(campaign_file: str):
     from airflow.sdk import BaseHook
 
     from include.campaign.catalog import context_from_connections
-    from include.campaign.context import model_dir_from_env
 
-    ctx = context_from_connections(campaign_file, BaseHook.get_connection(S3_CONN_ID), BaseHook.get_connection(SMTP_CONN_ID))
-    ctx.model_dir = model_dir_from_env()  # CLEF_MODEL_DIR: where the models worker finds the weights
-    return ctx
+    # The deployment's settings (CLEF_MODEL_DIR: where the models worker finds the weights, ...) come
+    # with the context (CampaignContext.settings).
+    return context_from_connections(campaign_file, BaseHook.get_connection(S3_CONN_ID), BaseHook.get_connection(SMTP_CONN_ID))
 
 
 def label_map_index(label: str) -> None:

@@ -140,7 +140,7 @@ def _enforce_limit(kept: list[Upload], runs_allowed: int) -> tuple[list[Upload],
 
 
 def _freeze(ctx: CampaignContext, task_id: str, upload: Upload) -> dict[str, Any]:
-    target = f"{ctx.layout.collected(task_id)}{upload.team}/{upload.run}"
+    target = ctx.layout.collected_run(task_id, upload.team, upload.run)
     copy_if_changed(ctx.store, upload.version.key, target, upload.version.etag, upload.version.version_id)
     return {
         "team": upload.team,

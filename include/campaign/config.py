@@ -20,23 +20,26 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, create_model, field_validator
 
-# The milestones of a campaign in the order they must happen, with when a bare date fires:
-# "start" = 00:00:00 of that day, "end" = 23:59:59 of that day.
-MILESTONES: dict[str, str] = {
-    "registration_opens": "start",
-    "dev_data_release": "start",
-    "test_data_release": "start",
-    "registration_closes": "end",
-    "run_deadline": "end",
-    "results_release": "start",
-    "working_notes_deadline": "end",
-    "notification": "start",
-    "camera_ready": "end",
-    "conference_start": "start",
-    "conference_end": "end",
-}
+# The milestones of a campaign, in the order they must happen: each with when a bare date fires
+# ("start" = 00:00:00 of that day, "end" = 23:59:59 of that day) and how people read it. The one
+# table: MILESTONES, MILESTONE_LABELS and the Schedule models below are derived from it.
+MILESTONE_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("registration_opens", "start", "registration opens"),
+    ("dev_data_release", "start", "development data release"),
+    ("test_data_release", "start", "test data release"),
+    ("registration_closes", "end", "registration closes"),
+    ("run_deadline", "end", "run submission deadline"),
+    ("results_release", "start", "release of processed results"),
+    ("working_notes_deadline", "end", "working-notes deadline"),
+    ("notification", "start", "notification of acceptance"),
+    ("camera_ready", "end", "camera-ready working notes"),
+    ("conference_start", "start", "conference starts"),
+    ("conference_end", "end", "conference ends"),
+)
+MILESTONES: dict[str, str] = {name: fires for name, fires, _ in MILESTONE_TABLE}
+MILESTONE_LABELS: dict[str, str] = {name: label for name, _, label in MILESTONE_TABLE}
 
 # Pairs (earlier, later) that must hold for every task's effective schedule. Registration may
 # close before or after the data releases, so it is only ordered against opening and the deadline.
@@ -54,18 +57,19 @@ ORDER_RULES: tuple[tuple[str, str], ...] = (
     ("conference_start", "conference_end"),
 )
 
-MILESTONE_LABELS: dict[str, str] = {
-    "registration_opens": "registration opens",
-    "registration_closes": "registration closes",
-    "dev_data_release": "development data release",
-    "test_data_release": "test data release",
-    "run_deadline": "run submission deadline",
-    "results_release": "release of processed results",
-    "working_notes_deadline": "working-notes deadline",
-    "notification": "notification of acceptance",
-    "camera_ready": "camera-ready working notes",
-    "conference_start": "conference starts",
-    "conference_end": "conference ends",
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+# Bounds on one submitted run, applied before and while it is read (hostile uploads): name -> (type,
+# default, the value must be greater than this, what it bounds). The one table: the campaign file's
+# run_limits (global and per task) and the validator's RunLimits are built from it
+# (include/campaign/validation/limits.py explains the values).
+RUN_LIMITS: dict[str, tuple[type, int | float, int | float, str]] = {
+    "max_bytes": (int, 512 * MIB, 0, "Largest run file accepted, as stored (compressed when it is a zip)."),
+    "max_uncompressed_bytes": (int, 2 * GIB, 0, "Largest total of the members' uncompressed sizes in a zip."),
+    "max_compression_ratio": (float, 200.0, 1, "Largest uncompressed/compressed ratio of one zip member (zip bombs reach millions)."),
+    "max_members": (int, 100_000, 0, "Most entries a zip may hold."),
+    # A text run is parsed whole, at about ten times its size in memory (benchmarks/parse_memory.py).
+    "max_text_bytes": (int, 32 * MIB, 0, "Largest text file a parser reads whole (the CSV or JSON of a run, bare or in its zip)."),
 }
 
 SLUG = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
@@ -83,55 +87,32 @@ class Person(_Strict):
     role: str | None = None
 
 
-class Schedule(_Strict):
-    """The global schedule: every milestone is required."""
-
-    registration_opens: Moment
-    registration_closes: Moment
-    dev_data_release: Moment
-    test_data_release: Moment
-    run_deadline: Moment
-    results_release: Moment
-    working_notes_deadline: Moment
-    notification: Moment
-    camera_ready: Moment
-    conference_start: Moment
-    conference_end: Moment
+Schedule = create_model(
+    "Schedule", __base__=_Strict, __module__=__name__, __doc__="The global schedule: every milestone is required.",
+    **{name: (Moment, ...) for name, _, _ in MILESTONE_TABLE},
+)
+ScheduleOverride = create_model(
+    "ScheduleOverride", __base__=_Strict, __module__=__name__,
+    __doc__="A task's own dates: any milestone it gives replaces the global one for that task.",
+    **{name: (Moment | None, None) for name, _, _ in MILESTONE_TABLE},
+)
 
 
-class ScheduleOverride(_Strict):
-    """A task's own dates: any milestone it gives replaces the global one for that task."""
-
-    registration_opens: Moment | None = None
-    registration_closes: Moment | None = None
-    dev_data_release: Moment | None = None
-    test_data_release: Moment | None = None
-    run_deadline: Moment | None = None
-    results_release: Moment | None = None
-    working_notes_deadline: Moment | None = None
-    notification: Moment | None = None
-    camera_ready: Moment | None = None
-    conference_start: Moment | None = None
-    conference_end: Moment | None = None
+class _RunLimitsBase(_Strict):
+    def as_dict(self) -> dict:
+        """The limits as JSON-able numbers, for reports."""
+        return self.model_dump()
 
 
-class RunLimits(_Strict):
-    """Bounds on one submitted run, applied before anything is parsed (hostile uploads)."""
-
-    max_bytes: int = Field(default=512 * 1024**2, gt=0)
-    max_uncompressed_bytes: int = Field(default=2 * 1024**3, gt=0)
-    max_compression_ratio: float = Field(default=200.0, gt=1)
-    max_members: int = Field(default=100_000, gt=0)
-    # A text run is parsed whole, at about ten times its size in memory (benchmarks/parse_memory.py).
-    max_text_bytes: int = Field(default=32 * 1024**2, gt=0)
-
-
-class RunLimitsOverride(_Strict):
-    max_bytes: int | None = Field(default=None, gt=0)
-    max_uncompressed_bytes: int | None = Field(default=None, gt=0)
-    max_compression_ratio: float | None = Field(default=None, gt=1)
-    max_members: int | None = Field(default=None, gt=0)
-    max_text_bytes: int | None = Field(default=None, gt=0)
+RunLimits = create_model(
+    "RunLimits", __base__=_RunLimitsBase, __module__=__name__,
+    __doc__="Upper bounds applied before and while a run is read (the campaign's run_limits, or the defaults).",
+    **{name: (kind, Field(default=default, gt=floor, description=meaning)) for name, (kind, default, floor, meaning) in RUN_LIMITS.items()},
+)
+RunLimitsOverride = create_model(
+    "RunLimitsOverride", __base__=_Strict, __module__=__name__, __doc__="A task's own run limits: any it gives replaces the global one.",
+    **{name: (kind | None, Field(default=None, gt=floor)) for name, (kind, _, floor, _) in RUN_LIMITS.items()},
+)
 
 
 class Reminders(_Strict):

@@ -20,8 +20,12 @@ def interval_figure(labels: Sequence[str], values: Sequence[float], intervals: S
 
     A run whose interval is None is drawn as its value alone, without a group letter.
     """
-    if file_format not in ("svg", "pdf"):
-        raise ValueError(f"figure format must be svg or pdf, not {file_format!r}")
+    return render(draw_intervals(labels, values, intervals, groups, metric, title), file_format)
+
+
+def draw_intervals(labels: Sequence[str], values: Sequence[float], intervals: Sequence[Sequence[float]],
+                   groups: Sequence[str], metric: str, title: str):
+    """The figure of :func:`interval_figure`, drawn once, to :func:`render` in as many formats as needed."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -44,6 +48,15 @@ def interval_figure(labels: Sequence[str], values: Sequence[float], intervals: S
     axes.grid(axis="x", color="#ddd", linewidth=0.5)
     axes.set_ylim(-0.7, len(values) - 0.3)
     figure.tight_layout()
+    return figure
+
+
+def render(figure, file_format: str) -> bytes:
+    """A drawn figure as reproducible ``svg`` or ``pdf`` bytes."""
+    if file_format not in ("svg", "pdf"):
+        raise ValueError(f"figure format must be svg or pdf, not {file_format!r}")
+    import matplotlib
+
     buffer = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "clef-campaign", "svg.fonttype": "path"}):
         metadata = {"Date": None} if file_format == "svg" else {"CreationDate": None, "ModDate": None}

@@ -84,6 +84,23 @@ class Layout:
     def registrations_snapshots(self) -> str:
         return self._key("registrations", "snapshots") + "/"
 
+    def registrations_snapshot(self, stamp: str) -> str:
+        """The team list frozen when registration closed at ``stamp``."""
+        return self.registrations_snapshots() + f"teams-{segment(stamp)}.csv"
+
+    def inbox_document(self, name: str) -> str:
+        return self.registrations_inbox() + segment(name) + ".json"
+
+    def kept_document(self, outcome: str, document_id: str) -> str:
+        """The folder where a registration document is kept once taken in: ``accepted`` or ``rejected``."""
+        if outcome not in ("accepted", "rejected"):
+            raise UnsafeKeyError(f"registration documents are kept as accepted or rejected, not {outcome!r}")
+        return self._key("registrations", outcome, segment(document_id)) + "/"
+
+    def kept_document_file(self, outcome: str, document_id: str, name: str) -> str:
+        """A file of a kept registration document's folder: ``registration.json`` or ``reason.json``."""
+        return self.kept_document(outcome, document_id) + segment(name)
+
     def approvals(self) -> str:
         return self._key("registrations", "approvals") + "/"
 
@@ -96,6 +113,10 @@ class Layout:
     def agreements(self) -> str:
         return self._key("registrations", "agreements") + "/"
 
+    def agreement(self, name: str) -> str:
+        """A signed agreement PDF, by its name under the agreements folder (as the registration document gives it)."""
+        return self.agreements() + name
+
     def confirmation_record(self, digest: str) -> str:
         return self._key("registrations", "confirmations", segment(digest) + ".json")
 
@@ -106,6 +127,10 @@ class Layout:
     def submissions(self, task: str, team_id: str | None = None) -> str:
         base = self._key("submissions", segment(task)) + "/"
         return base + (segment(team_id) + "/" if team_id is not None else "")
+
+    def submission(self, task: str, team_id: str, run: str) -> str:
+        """Where a team uploads one run (its own slot: the presigned links name exactly this key)."""
+        return self.submissions(task, team_id) + segment(run)
 
     def receipts(self, task: str, team_id: str | None = None) -> str:
         base = self._key("receipts", segment(task)) + "/"
@@ -120,16 +145,50 @@ class Layout:
     def collection_manifest(self, task: str) -> str:
         return self.collected(task) + "manifest.json"
 
+    def collected_run(self, task: str, team_id: str, run: str) -> str:
+        """The frozen copy of one team's run at the deadline; team and run as the upload's own key
+        named them (``submissions/<task>/<team>/<run>``, one segment each, never re-checked here)."""
+        return self.collected(task) + f"{team_id}/{run}"
+
+    # evaluations
     def evaluations(self, task: str, version: str | None = None) -> str:
         base = self._key("evaluations", segment(task)) + "/"
         return base + (segment(version) + "/" if version is not None else "")
+
+    def evaluation_record(self, task: str, version: str, name: str) -> str:
+        """One of a version's own records, by file name (version.json, evaluation.json, diff.json, lineage.json)."""
+        return self.evaluations(task, version) + segment(name)
+
+    def run_outputs(self, task: str, version: str, team_id: str, run: str) -> str:
+        """The folder of one run's outputs in the version that scored it (report, metrics, per-item scores)."""
+        return self.evaluations(task, version) + "runs/" + segment(team_id) + "/" + segment(run) + "/"
+
+    def run_output(self, task: str, version: str, team_id: str, run: str, name: str) -> str:
+        """One output of a run (report.json, report.txt, metrics.json, per_item.csv; the model part's
+        under ``models/``: each segment of ``name`` is checked)."""
+        return self.run_outputs(task, version, team_id, run) + "/".join(segment(part) for part in name.split("/"))
 
     def leaderboards(self, task: str, version: str | None = None) -> str:
         base = self._key("leaderboards", segment(task)) + "/"
         return base + (segment(version) + "/" if version is not None else "")
 
+    def leaderboard_export(self, task: str, version: str, name: str) -> str:
+        return self.leaderboards(task, version) + segment(name)
+
+    def publication_record(self, task: str) -> str:
+        """The record of a task's last publication (version, since, who, when)."""
+        return self.leaderboards(task) + "published.json"
+
+    def publication_history(self, task: str, version: str) -> str:
+        """The first record of one version's publication (kept: who approved it, when)."""
+        return self.leaderboards(task) + "publications/" + segment(version) + ".json"
+
     def public_leaderboards(self, task: str) -> str:
         return self._key("public", "leaderboards", segment(task)) + "/"
+
+    def public_leaderboard(self, task: str, name: str, version: str | None = None) -> str:
+        """A published export: the current one, or the copy kept for ``version``."""
+        return self.public_leaderboards(task) + (segment(version) + "/" if version is not None else "") + segment(name)
 
     # mail
     def outbox(self, purpose: str, milestone: str, recipient: str) -> str:

@@ -251,19 +251,23 @@ class Leaderboard:
         return f"{text} {self.statistics['note']}" if self.statistics.get("note") else text
 
     def figure(self, file_format: str) -> bytes:
-        """Every ranked run's value with its interval, coloured by group (``svg`` or ``pdf``)."""
-        from include.campaign.figures import interval_figure
+        """Every ranked run's value with its interval, coloured by group (``svg`` or ``pdf``); the figure
+        is drawn once per board state and rendered in each format asked for."""
+        from include.campaign.figures import draw_intervals, render
 
         rows = self.ranked
-        return interval_figure(
+        drawn = dict(
             labels=[f"{row.rank}. {row.team} / {row.run}" for row in rows],
             values=[row.values[self.ranked_by] for row in rows],
             intervals=[row.interval for row in rows],
             groups=[row.group for row in rows],
             metric=f"{self.ranked_by} ({self.ranking_column.arrow})" if self.ranking_column else "",
             title=f"{self.title} ({self.version})" if self.version else self.title,
-            file_format=file_format,
         )
+        cached = getattr(self, "_drawn", None)
+        if cached is None or cached[0] != drawn:
+            cached = self._drawn = (drawn, draw_intervals(**drawn))
+        return render(cached[1], file_format)
 
     def exports(self) -> dict[str, bytes]:
         """Every export by name (csv, json, html, latex, figure_pdf), as bytes."""

@@ -246,7 +246,7 @@ def _verdict_cells(ctx: CampaignContext, reader: "_Reader", task_id: str, cells:
     version = _latest_complete(ctx, reader, task_id)
     if version is None:
         return
-    evaluation = reader.immutable_json_of([ctx.layout.evaluations(task_id, version) + EVALUATION_FILE])[0] or {}
+    evaluation = reader.immutable_json_of([ctx.layout.evaluation_record(task_id, version, EVALUATION_FILE)])[0] or {}
     runs = evaluation.get("runs") or []
     invalid = [run for run in runs if run.get("verdict") != "valid"]
     reports = reader.immutable_json_of([f"{run['files']}report.json" for run in invalid if run.get("files")])
@@ -288,10 +288,10 @@ def evaluations(ctx: CampaignContext, reader: "_Reader") -> list[dict[str, Any]]
 
 def _task_evaluations(ctx: CampaignContext, reader: "_Reader", task) -> dict[str, Any]:
     names = reader.version_names(task.id)
-    prefixes = [ctx.layout.evaluations(task.id, name) for name in names]
-    records = reader.immutable_json_of([p + VERSION_FILE for p in prefixes])
-    complete = [bool(lineage) for lineage in reader.immutable_json_of([p + LINEAGE_FILE for p in prefixes])]
-    diffs = reader.immutable_json_of([p + DIFF_FILE for p, done in zip(prefixes, complete) if done])
+    record_of = lambda name, file: ctx.layout.evaluation_record(task.id, name, file)  # noqa: E731
+    records = reader.immutable_json_of([record_of(name, VERSION_FILE) for name in names])
+    complete = [bool(lineage) for lineage in reader.immutable_json_of([record_of(name, LINEAGE_FILE) for name in names])]
+    diffs = reader.immutable_json_of([record_of(name, DIFF_FILE) for name, done in zip(names, complete) if done])
     diff_of = dict(zip([n for n, done in zip(names, complete) if done], diffs))
     versions = []
     for name, record, done in zip(names, records, complete):
@@ -305,8 +305,8 @@ def _task_evaluations(ctx: CampaignContext, reader: "_Reader", task) -> dict[str
             "rank_changes": len(diff.get("rank_changes", [])),
         })
     latest = next((v["version"] for v in reversed(versions) if v["complete"]), None)
-    board = reader.immutable_json_of([ctx.layout.leaderboards(task.id, latest) + LEADERBOARD_EXPORTS["json"][0]])[0] if latest else None
-    published = reader.json_or_none(ctx.layout.public_leaderboards(task.id) + "published.json")
+    board = reader.immutable_json_of([ctx.layout.leaderboard_export(task.id, latest, LEADERBOARD_EXPORTS["json"][0])])[0] if latest else None
+    published = reader.json_or_none(ctx.layout.publication_record(task.id))
     return {"task": task.id, "title": task.title, "versions": list(reversed(versions)), "latest": latest,
             "leaderboard": _board_preview(board), "published_version": (published or {}).get("version")}
 
@@ -322,7 +322,7 @@ def _board_preview(board: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _latest_complete(ctx: CampaignContext, reader: "_Reader", task_id: str) -> str | None:
     names = reader.version_names(task_id)
-    complete = reader.immutable_json_of([ctx.layout.evaluations(task_id, n) + LINEAGE_FILE for n in names])
+    complete = reader.immutable_json_of([ctx.layout.evaluation_record(task_id, n, LINEAGE_FILE) for n in names])
     done = [name for name, lineage in zip(names, complete) if lineage]
     return done[-1] if done else None
 

@@ -392,7 +392,7 @@ def _campaign_problems(ctx: CampaignContext, fields: dict[str, Any]) -> list[tup
 
 
 def agreement_key(ctx: CampaignContext, relative_key: str) -> str:
-    return ctx.layout.agreements() + relative_key[len(AGREEMENT_PREFIX):]
+    return ctx.layout.agreement(relative_key[len(AGREEMENT_PREFIX):])
 
 
 def _outside_window(ctx: CampaignContext, task_id: str, received_at: datetime) -> str | None:
@@ -495,7 +495,7 @@ def take_in_document(ctx: CampaignContext, document: InboxDocument, notices: Not
         _tell_organizers(ctx, document, [f"team {team['team_id']}, agreement for {task_id}: {flag}" for task_id, flag in flags.items()], list(flags), notices)
     data_sent = send_released_data(ctx, team, open_tasks, notices, records)
     if len(notices.failed) == failures_before:  # else keep it in the inbox: the next intake sends what is missing
-        _move(ctx, document, raw, ctx.layout.registrations_accepted())
+        _move(ctx, document, raw, "accepted")
     return {"status": "accepted", "document": document.key, "team_id": team["team_id"], "tasks": open_tasks, "refused_tasks": refused,
             "agreement_flags": flags, "namesakes": namesakes, "released_data_sent": data_sent}
 
@@ -541,14 +541,14 @@ def set_aside(ctx: CampaignContext, document: InboxDocument, error: BaseExceptio
         "document": document.key, "received_at": in_utc(document.received_at), "reasons": [reason], "answered": None,
         "error": {"type": type(error).__name__, "message": _short(str(error), 2000), "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]},
     }
-    folder = ctx.layout.registrations_rejected() + document.document_id + "/"
+    folder = ctx.layout.kept_document("rejected", document.document_id)
     failures_before = len(notices.failed)
     told = _tell_organizers(ctx, document, [reason, f"the error and where it happened are in {folder}reason.json"], [], notices)
     outcome = {"status": "rejected", "document": document.key, "reasons": [reason], "answered": None, "kept_at": None, "set_aside": True, "organizers_told": told}
     if len(notices.failed) > failures_before:
         return outcome  # the SMTP server did not answer: it stays in the inbox, and the next run tells them
     try:
-        outcome["kept_at"] = _move(ctx, document, None, ctx.layout.registrations_rejected(), record)
+        outcome["kept_at"] = _move(ctx, document, None, "rejected", record)
     except StoreError as store_error:
         return _keep_in_inbox(ctx, document, store_error)
     return outcome
@@ -572,15 +572,16 @@ def _tell_organizers(ctx: CampaignContext, document: InboxDocument, findings: li
     return True
 
 
-def _move(ctx: CampaignContext, document: InboxDocument, raw: bytes | None, prefix: str, reason: dict[str, Any] | None = None) -> str:
-    """Keep the document under ``prefix`` (its bytes, or a server-side copy when unread) and take it out of the inbox."""
-    folder = prefix + document.document_id + "/"
+def _move(ctx: CampaignContext, document: InboxDocument, raw: bytes | None, outcome: str, reason: dict[str, Any] | None = None) -> str:
+    """Keep the document as ``outcome`` (accepted, rejected: its bytes, or a server-side copy when unread) and take it out of the inbox."""
+    folder = ctx.layout.kept_document(outcome, document.document_id)
+    kept = lambda name: ctx.layout.kept_document_file(outcome, document.document_id, name)  # noqa: E731
     if raw is not None:
-        put_bytes_if_changed(ctx.store, folder + "registration.json", raw, content_type="application/json")
+        put_bytes_if_changed(ctx.store, kept("registration.json"), raw, content_type="application/json")
     elif document.size <= MAX_DOCUMENT_BYTES:
-        copy_if_changed(ctx.store, document.key, folder + "registration.json", document.etag)
+        copy_if_changed(ctx.store, document.key, kept("registration.json"), document.etag)
     if reason is not None:
-        put_json_if_changed(ctx.store, folder + "reason.json", {**reason, "size": document.size, "content_kept": raw is not None or document.size <= MAX_DOCUMENT_BYTES})
+        put_json_if_changed(ctx.store, kept("reason.json"), {**reason, "size": document.size, "content_kept": raw is not None or document.size <= MAX_DOCUMENT_BYTES})
     ctx.store.delete(document.key)
     return folder
 
@@ -598,7 +599,7 @@ def _reject(ctx: CampaignContext, document: InboxDocument, raw: bytes | None, re
     reason = {"document": document.key, "received_at": in_utc(document.received_at), "reasons": reasons, "answered": contact}
     folder = None
     if len(notices.failed) == failures_before:
-        folder = _move(ctx, document, raw, ctx.layout.registrations_rejected(), reason)
+        folder = _move(ctx, document, raw, "rejected", reason)
     return {"status": "rejected", "document": document.key, "reasons": reasons, "answered": contact, "kept_at": folder}
 
 
@@ -779,7 +780,7 @@ def close(ctx: CampaignContext, task_ids: list[str]) -> dict[str, Any]:
     closes_at = max(campaign.milestone_time("registration_closes", task_id) for task_id in task_ids)
     stamp = utc_stamp(closes_at)
     teams = [team for team in all_teams(ctx) if any(task_id in team["tasks"] for task_id in task_ids)]
-    snapshot_key = ctx.layout.registrations_snapshots() + f"teams-{stamp}.csv"
+    snapshot_key = ctx.layout.registrations_snapshot(stamp)
     data = snapshot_csv(teams, task_ids)
     frozen_now = ctx.store.create_once(snapshot_key, data, content_type="text/csv")
     frozen = data if frozen_now else ctx.store.get_bytes(snapshot_key)  # frozen at the first close: kept as it was

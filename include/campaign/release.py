@@ -448,8 +448,8 @@ def _send_upload_links(ctx: CampaignContext, team: dict[str, Any], task_id: str,
     milestone = f"{task_id}.{team['team_id']}" + (f".w{window}" if window else "")
     task = ctx.campaign.task(task_id)
     hours = ctx.campaign.links.upload_expiry_hours
-    prefix = ctx.layout.submissions(task_id, team["team_id"])
-    runs = [{"name": name, "url": ctx.store.presigned_put(prefix + name, hours * 3600)} for name in run_names(task.runs_allowed)]
+    runs = [{"name": name, "url": ctx.store.presigned_put(ctx.layout.submission(task_id, team["team_id"], name), hours * 3600)}
+            for name in run_names(task.runs_allowed)]
     return notices.send(
         "upload-links", milestone, team["contact_email"],
         team=team, task=task, runs=runs, expires=_expiry(ctx, hours), renewed=window > 0,

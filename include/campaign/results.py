@@ -15,7 +15,6 @@ re-publishes. A message never names another team's runs.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Mapping
 
 from include.campaign.evaluation import records, versioning
@@ -25,7 +24,6 @@ from include.campaign.significance import interval_text, settings_text
 from include.campaign.teams import Notices
 
 logger = logging.getLogger(__name__)
-PUBLISHED_FILE = "published.json"
 RESULTS_PURPOSE, RESCORE_PURPOSE = "results", "rescore"
 TOP_SHOWN = 10
 
@@ -46,7 +44,7 @@ def scoring_pending(ctx, task_ids: list[str]) -> list[str]:
         if manifest is None:
             continue
         version = versioning.latest_version(ctx, task_id)
-        finished = ctx.store.head(ctx.layout.evaluations(task_id, version) + records.LINEAGE_FILE) if version else None
+        finished = records.lineage_info(ctx, task_id, version) if version else None
         if finished is None or finished.last_modified < manifest.last_modified:
             pending.append(task_id)
     return pending
@@ -130,22 +128,22 @@ def _publication_state(ctx, task_id: str, version: str) -> str:
 
 def published(ctx, task_id: str) -> dict | None:
     """The record of the last publication of the task (version, since, who, when), or None."""
-    key = ctx.layout.leaderboards(task_id) + PUBLISHED_FILE
-    return ctx.store.get_json(key) if ctx.store.exists(key) else None
+    return records.read_publication(ctx, task_id)
 
 
 def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = None) -> dict:
     """Publish the latest complete evaluation of the task and e-mail each team its results once.
 
     If an older version was published already, this publishes the newer one and e-mails only the
-    teams whose scores changed (as :func:`notify_rescore`). ``public_base_url`` (or the
-    ``CLEF_PUBLIC_BASE_URL`` environment variable) replaces presigned links with public ones.
+    teams whose scores changed (as :func:`notify_rescore`). ``public_base_url`` (or the context's
+    ``settings.public_base_url``, from ``CLEF_PUBLIC_BASE_URL``) replaces presigned links with public ones.
     """
     task = ctx.campaign.task(task_id)
     version = versioning.latest_version(ctx, task_id)
     if version is None:
         raise ResultsError(f"task {task_id}: no complete evaluation to publish; run the scoring DAG first")
-    withheld = primary_not_computed(task, records.read_evaluation(ctx, task_id, version))
+    evaluation = records.read_evaluation(ctx, task_id, version)
+    withheld = primary_not_computed(task, evaluation)
     if withheld:  # a leaderboard without its ranking score is not published, and no team is told a rank
         logger.warning("task %s %s not published: %s", task_id, version, withheld)
         return {**_mail_report(task_id, version), "published": False, "withheld": withheld}
@@ -157,7 +155,6 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
     if record is None:
         _record_publication(ctx, task_id, version, since=None, approved_by=approved_by, reason="results release")
     board = records.read_leaderboard(ctx, task_id, version)
-    evaluation = records.read_evaluation(ctx, task_id, version)
     link = public_link(ctx, task_id, public_base_url)
     notices = Notices(ctx, task_ids=(task_id,))
     report = _mail_report(task_id, version)
@@ -168,21 +165,25 @@ def publish(ctx, task_id: str, approved_by: str, public_base_url: str | None = N
 
 
 def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url: str | None = None,
-                   approved_by: str | None = None) -> dict:
+                   approved_by: str | None = None, current: Mapping[str, Any] | None = None) -> dict:
     """After publication: publish ``version`` and e-mail only the teams whose scores changed since the published one.
 
     Before publication this does nothing (leaderboards stay private); an older version than the
     published one is refused. Each message says what changed (old and new values, ranks) and why.
+    ``current`` are the version's records (``evaluation``, ``leaderboard``) when the caller just
+    finalized it (:func:`~include.campaign.evaluation.finalize_with_records`): it is then known to be
+    complete and nothing of it is read back.
     """
     task = ctx.campaign.task(task_id)
     record = published(ctx, task_id)
     if record is None:
         return {"task": task_id, "version": version, "published": False, "sent": [], "note": "results not published yet: nothing e-mailed"}
-    if not versioning.is_complete(ctx, task_id, version):
+    if current is None and not versioning.is_complete(ctx, task_id, version):
         raise ResultsError(f"task {task_id}: evaluation {version} is not complete; finalize it before notifying teams")
     if _number_of(version) < _number_of(record["version"]):
         raise ResultsError(f"task {task_id}: {record['version']} is published; {version} is older and is not published over it")
-    withheld = primary_not_computed(task, records.read_evaluation(ctx, task_id, version))
+    evaluation = current["evaluation"] if current is not None else records.read_evaluation(ctx, task_id, version)
+    withheld = primary_not_computed(task, evaluation)
     if withheld and record["version"] != version:  # the published leaderboard stays until the primary is computed again
         logger.warning("task %s %s not published over %s: %s", task_id, version, record["version"], withheld)
         return {**_mail_report(task_id, version), "published": False, "withheld": withheld}
@@ -195,8 +196,8 @@ def notify_rescore(ctx, task_id: str, version: str, reason: str, public_base_url
     report: dict[str, Any] = {**_mail_report(task_id, version), "since": since, "published": True, "teams_changed": []}
     if since is None:
         return report
-    since_evaluation, evaluation = records.read_evaluation(ctx, task_id, since), records.read_evaluation(ctx, task_id, version)
-    since_board, board = records.read_leaderboard(ctx, task_id, since), records.read_leaderboard(ctx, task_id, version)
+    since_evaluation, since_board = records.read_evaluation(ctx, task_id, since), records.read_leaderboard(ctx, task_id, since)
+    board = current["leaderboard"] if current is not None else records.read_leaderboard(ctx, task_id, version)
     diff = diff_evaluations(since_evaluation["runs"], evaluation["runs"], since_board, board)
     link = public_link(ctx, task_id, public_base_url)
     report["teams_changed"] = diff["teams_changed"]
@@ -236,29 +237,19 @@ def _finish(notices: Notices, report: dict, stage: str) -> dict:
 
 def _copy_to_public(ctx, task_id: str, version: str) -> list[str]:
     """The version's exports to ``public/leaderboards/<task>/`` (current) and ``…/<version>/`` (kept)."""
-    source = ctx.layout.leaderboards(task_id, version)
-    target = ctx.layout.public_leaderboards(task_id)
-    keys = []
-    for name, _ in records.LEADERBOARD_EXPORTS.values():
-        for destination in (target + name, target + f"{version}/{name}"):
-            ctx.store.copy(source + name, destination)
-            keys.append(destination)
-    return keys
+    return records.copy_to_public(ctx, task_id, version)
 
 
 def _record_publication(ctx, task_id: str, version: str, since: str | None, approved_by: str, reason: str) -> None:
     record = {"task": task_id, "version": version, "since": since, "approved_by": approved_by, "reason": reason,
               "published_at": ctx.now().isoformat(), "public_prefix": ctx.layout.public_leaderboards(task_id)}
-    history = ctx.layout.leaderboards(task_id) + f"publications/{version}.json"
-    if not ctx.store.create_json_once(history, record):
-        record = ctx.store.get_json(history)  # a retry keeps the first record (who approved, when)
-    ctx.store.put_json(ctx.layout.leaderboards(task_id) + PUBLISHED_FILE, record)
+    records.record_publication(ctx, task_id, version, record)  # a retry keeps the first record (who approved, when)
 
 
 def public_link(ctx, task_id: str, public_base_url: str | None = None) -> str:
     """The public HTML leaderboard: under the configured base URL, else a presigned GET link."""
-    key = ctx.layout.public_leaderboards(task_id) + records.LEADERBOARD_EXPORTS["html"][0]
-    base = public_base_url or os.environ.get("CLEF_PUBLIC_BASE_URL")
+    key = records.public_leaderboard_key(ctx, task_id, "html")
+    base = public_base_url or ctx.settings.public_base_url
     if base:
         return f"{base.rstrip('/')}/{key}"
     return ctx.store.presigned_get(key, ctx.campaign.links.download_expiry_hours * 3600)
@@ -283,10 +274,9 @@ def missing_runs(evaluation: Mapping[str, Any]) -> list[dict]:
 
 def team_contact(ctx, team_id: str) -> dict | None:
     """A team's display name and contact e-mail from its registration record, or None."""
-    key = ctx.layout.team_record(team_id)
-    if not ctx.store.exists(key):
+    record = ctx.store.get_json_or_none(ctx.layout.team_record(team_id))
+    if record is None:
         return None
-    record = ctx.store.get_json(key)
     contact = record.get("contact") if isinstance(record.get("contact"), Mapping) else {}
     email = record.get("contact_email") or record.get("email") or contact.get("email")
     if not email:
@@ -323,11 +313,11 @@ def _report_lines(ctx, task_id: str, evaluation: Mapping[str, Any], team: str, r
     """For an invalid run: its first problems, each with file, line and rule, from its validation report."""
     if row["status"] != "invalid":
         return []
-    key = records.run_prefix(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"]) + "report.json"
-    if not ctx.store.exists(key):
+    report = records.read_run_report(ctx, task_id, run.get("scored_in") or evaluation["version"], team, row["run"])
+    if report is None:
         return []
     lines = []
-    for finding in ctx.store.get_json(key).get("rules_broken") or []:
+    for finding in report.get("rules_broken") or []:
         for example in finding.get("examples") or [{}]:
             where = example.get("file") or ""
             where += f" line {example['line']}" if example.get("line") is not None else (f": member {example['member']}" if example.get("member") else "")
@@ -426,8 +416,8 @@ def _number(value: float | None) -> str:
 
 
 def _number_of(version: str) -> int:
-    return int(versioning.VERSION_NAME.match(version).group(1))
+    return versioning.version_number(version)
 
 
 def _lineage(ctx, task_id: str, version: str) -> dict:
-    return ctx.store.get_json(ctx.layout.evaluations(task_id, version) + records.LINEAGE_FILE)
+    return records.read_lineage(ctx, task_id, version)

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,10 @@ class StoreError(RuntimeError):
     """An object-store call failed; the message names the bucket, the key and the reason."""
 
 
+class ObjectMissing(StoreError):
+    """A read of a key that holds no object (``NoSuchKey``)."""
+
+
 # --- settings ------------------------------------------------------------------------------------
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -66,6 +71,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 # Connections kept per client: readers that fetch many small objects side by side (the Campaigns
 # page uses 16 threads) would otherwise wait for botocore's default pool of 10.
 MAX_POOL_CONNECTIONS = 32
+# Requests one caller may have in flight at once (put_many, get_many_or_none): within the pool above.
+PARALLEL_REQUESTS = 8
 # connection extra field -> environment variable, for the bounds on every call
 _BOUND_SOURCES = {
     "connect_timeout": "CLEF_S3_CONNECT_TIMEOUT",
@@ -287,8 +294,13 @@ class ObjectStore:
         if version_id and version_id != "null":
             kwargs["VersionId"] = version_id
         for attempt in range(1, self.settings.max_attempts + 1):
-            with self._guard(action, key):  # botocore has retried the request itself already
+            try:  # botocore has retried the request itself already
                 body = self.client.get_object(**kwargs)["Body"]
+            except ClientError as exc:
+                error = ObjectMissing if _error_code(exc) in ("404", "NoSuchKey", "NotFound") else StoreError
+                raise error(str(self._fail(action, key, exc))) from None
+            except _S3_FAULTS as exc:
+                raise self._fail(action, key, exc) from None
             try:
                 return consume(body)
             except _STREAM_FAULTS as exc:
@@ -338,6 +350,11 @@ class ObjectStore:
     def put_json(self, key: str, value: Any) -> str:
         return self.put_bytes(key, dump_json(value), content_type="application/json")
 
+    def put_many(self, objects: dict[str, tuple[bytes, str]]) -> None:
+        """Write several objects (key -> (bytes, content type)) side by side: one request each, their
+        round trips overlapped on a few threads. The first failure is raised once all have ended."""
+        self._side_by_side(lambda item: self.put_bytes(item[0], item[1][0], content_type=item[1][1]), list(objects.items()))
+
     def create_once(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
         """Write ``key`` only if no object is there yet (``If-None-Match: *``); False if it existed."""
         try:
@@ -379,6 +396,30 @@ class ObjectStore:
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
+
+    def get_many_or_none(self, keys: list[str]) -> list[bytes | None]:
+        """The bytes of each key (None where it holds no object), read side by side, in the order asked."""
+        def read(key: str) -> bytes | None:
+            try:
+                return self.get_bytes(key)
+            except ObjectMissing:
+                return None
+
+        return self._side_by_side(read, keys)
+
+    def _side_by_side(self, call: Callable[[Any], Any], items: list) -> list:
+        if len(items) <= 1:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(items))) as pool:
+            futures = [pool.submit(call, item) for item in items]
+        return [future.result() for future in futures]  # every call has ended; the first error is raised
+
+    def get_json_or_none(self, key: str) -> Any | None:
+        """The object's JSON, or None when the key holds no object: one GET, no HEAD before it."""
+        try:
+            return self.get_json(key)
+        except ObjectMissing:
+            return None
 
     def read_chunks(self, key: str, reader: Callable[[Iterator[bytes]], Any], version_id: str | None = None) -> Any:
         """``reader(chunks)`` over the object's 1 MiB chunks; returns what it returns.

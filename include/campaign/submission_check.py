@@ -222,14 +222,14 @@ class PublicValidator:
         return self._gold
 
     def validate(self, version: ObjectInfo, limits) -> tuple[str, dict[str, Any]]:
-        from include.campaign.validation import RunLimits, validate_run
+        from include.campaign.validation import validate_run
 
         name = version.key.rsplit("/", 1)[-1]
         with tempfile.TemporaryDirectory(prefix="clef-upload-") as folder:
             path = Path(folder) / segment(name)
             self.ctx.store.download(version.key, str(path), version.version_id)
             sha = _file_sha256(path)
-            outcome = validate_run(self.task.run_format, path, self.gold(), RunLimits(**limits.model_dump()),
+            outcome = validate_run(self.task.run_format, path, self.gold(), limits,
                                    self.task.id, self.task.format_options)
         return sha, outcome.report
 

@@ -100,15 +100,13 @@ def _score(campaign, task, run_path: str, gold: str, metric: str, form: str) -> 
     import pandas as pd
 
     from include.campaign import significance as stats
+    from include.campaign.context import Settings
     from include.campaign.evaluation import ScoringError, evaluate, per_item_csv
-    from include.campaign.validation import RunLimits
 
     if not Path(run_path).is_file():
         raise CompareError(f"run file {run_path} not found")
-    task_limits = campaign.task_run_limits(task)
-    limits = RunLimits(**{name: getattr(task_limits, name) for name in RunLimits.__dataclass_fields__})
     try:
-        evaluation = evaluate(task, run_path, gold, limits)
+        evaluation = evaluate(task, run_path, gold, campaign.task_run_limits(task), model_dir=Settings.from_env().model_dir)
     except ScoringError as error:
         raise CompareError(str(error)) from None
     if evaluation.verdict == "invalid":

@@ -61,12 +61,12 @@ def render(entries: list[dict], model_dir) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from include.campaign.context import model_dir_from_env
+    from include.campaign.context import Settings
 
     campaign = load_or_explain(args.config)
     if campaign is None:
         return 2
-    model_dir = args.model_dir or model_dir_from_env()
+    model_dir = args.model_dir or Settings.from_env().model_dir
     entries = inventory(campaign, model_dir)
     print(json.dumps({"model_dir": str(model_dir) if model_dir else None, "models": entries}, indent=2)
           if args.json else render(entries, model_dir))

@@ -75,8 +75,8 @@ def scores_document(task, results) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from include.campaign.context import Settings
     from include.campaign.evaluation import ScoringError, evaluate, per_item_csv
-    from include.campaign.validation import RunLimits
 
     try:
         campaign, task = find_task(args.config, args.task)
@@ -86,12 +86,9 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"run file {args.run} not found")
     if not Path(args.gold).is_dir():
         return usage_error(f"gold folder {args.gold} not found")
-    task_limits = campaign.task_run_limits(task)
-    limits = RunLimits(**{name: getattr(task_limits, name) for name in RunLimits.__dataclass_fields__})
     try:
-        from include.campaign.context import model_dir_from_env
-
-        evaluation = evaluate(task, args.run, args.gold, limits, model_dir=getattr(args, "model_dir", None) or model_dir_from_env())
+        evaluation = evaluate(task, args.run, args.gold, campaign.task_run_limits(task),
+                              model_dir=getattr(args, "model_dir", None) or Settings.from_env().model_dir)
     except ScoringError as error:
         return usage_error(str(error))
     if evaluation.verdict == "invalid":

@@ -57,8 +57,7 @@ def format_and_limits(args: argparse.Namespace):
     task = next((t for t in campaign.tasks if t.id == args.task), None)
     if task is None:
         raise ValueError(f"no task {args.task!r} in {args.config}; tasks: {', '.join(t.id for t in campaign.tasks)}")
-    limits = campaign.task_run_limits(task)
-    return task.run_format, RunLimits(**{name: getattr(limits, name) for name in RunLimits.__dataclass_fields__}), task
+    return task.run_format, campaign.task_run_limits(task), task
 
 
 def against(args: argparse.Namespace, run_format: str):

@@ -62,7 +62,7 @@ def caption_bleu(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: M
     pairs = caption_pairs(run, gold)
     if pairs is None:
         return MetricResult.missing("the gold folder has no captions table (captions.csv)")
-    aggregation = options.get("caption_bleu_aggregation", "mean_of_images")
+    aggregation = options["caption_bleu_aggregation"]
     if aggregation not in ("mean_of_images", "corpus"):
         raise ValueError(f"caption_bleu_aggregation must be 'mean_of_images' or 'corpus', not {aggregation!r}")
     from include.metrics.bleu import bleu_statistics, corpus_bleu, sentence_bleus
@@ -74,7 +74,7 @@ def caption_bleu(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: M
     predicted = [" ".join(word_tokenize(c)) for c in pairs["predicted"]]
     references = [" ".join(word_tokenize(c)) for c in pairs["gold"]]
     stats = bleu_statistics(predicted, references, tokenize="none",
-                            max_order=int(options.get("caption_bleu_max_order", 4)))
+                            max_order=int(options["caption_bleu_max_order"]))
     per_image = sentence_bleus(stats, smooth_method="none", effective_order=False) / 100.0
     per_image[pairs["both_empty"].to_numpy(dtype=bool)] = 1.0
     result = _mean_result(per_image.tolist(), pairs.index, "bleu")

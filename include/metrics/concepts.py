@@ -23,7 +23,7 @@ def concept_f1(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Map
     """Mean per-image F1 against ``gold["concepts"]``."""
     if "concepts" not in gold:
         return MetricResult.missing("the gold folder has no concepts table (concepts.csv)")
-    return mean_image_f1(run, gold["concepts"], case_sensitive=options.get("concept_case_sensitive", False))
+    return mean_image_f1(run, gold["concepts"], case_sensitive=options["concept_case_sensitive"])
 
 
 def concept_f1_manual(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame],
@@ -31,11 +31,8 @@ def concept_f1_manual(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame],
     """Mean per-image F1 against ``gold["concepts_manual"]``, both sides kept to the manual CUIs."""
     if "concepts_manual" not in gold:
         return MetricResult.missing("the gold folder has no concepts_manual table (concepts_manual.csv)")
-    from include.metrics.registry import MANUAL_CONCEPT_CUIS
-
-    return mean_image_f1(run, gold["concepts_manual"],
-                         case_sensitive=options.get("concept_case_sensitive", False),
-                         keep_cuis=options.get("manual_concept_cuis", MANUAL_CONCEPT_CUIS))
+    return mean_image_f1(run, gold["concepts_manual"], case_sensitive=options["concept_case_sensitive"],
+                         keep_cuis=options["manual_concept_cuis"])
 
 
 def mean_image_f1(run: pd.DataFrame, gold: pd.DataFrame, *, case_sensitive: bool = False,

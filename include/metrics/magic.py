@@ -71,7 +71,7 @@ def _pooled(run, gold, options, kind: str) -> MetricResult:
     pairs = mask_pairs(run, gold)
     if isinstance(pairs, MetricResult):
         return pairs
-    empty_score = float(options.get("magic_empty_mask_score", 1.0))
+    empty_score = float(options["magic_empty_mask_score"])
     overlap = np.zeros(len(pairs), dtype=np.int64)
     predicted_on = np.zeros(len(pairs), dtype=np.int64)
     gold_on = np.zeros(len(pairs), dtype=np.int64)
@@ -105,7 +105,7 @@ def _per_annotator_dice(run, gold, options, combine) -> MetricResult:
     pairs = mask_pairs(run, gold)
     if isinstance(pairs, MetricResult):
         return pairs
-    empty_score = float(options.get("magic_empty_mask_score", 1.0))
+    empty_score = float(options["magic_empty_mask_score"])
     per_image = pd.Series([combine([dice(mask, a, empty_score) for a in annotator_masks])
                            for _, mask, annotator_masks in pairs],
                           index=[p[0] for p in pairs], name="dice", dtype=float)
@@ -147,7 +147,7 @@ def magic_accuracy_all(run, gold, options: Mapping[str, Any]) -> MetricResult:
     scores = pd.Series([set_overlap(g, predicted_sets.get(key, frozenset())) for key, g in gold_sets.items()],
                        index=gold_sets.index, dtype=float)
     per_family = scores.groupby(level="family").mean()
-    average = options.get("closed_vqa_average", "items")
+    average = options["closed_vqa_average"]
     if average not in ("items", "families"):
         raise ValueError(f"closed_vqa_average must be 'items' or 'families', not {average!r}")
     value = scores.mean() if average == "items" else per_family.mean()

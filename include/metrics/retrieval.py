@@ -213,9 +213,9 @@ def ndcg_at(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], options: Mappin
     """Mean nDCG@depth; per argument, its own nDCG@depth."""
     if "judgments" not in gold:
         return MetricResult.missing("the gold folder has no judgments table (judgments.csv)")
-    gain = options.get("ndcg_gain", "linear")
-    qrels = graded_qrels(gold["judgments"], options.get("ndcg_annotators", "complete_pairs"))
-    arguments = _arguments_to_average(run, gold, qrels, options.get("ndcg_average_over", "judged_arguments"))
+    gain = options["ndcg_gain"]
+    qrels = graded_qrels(gold["judgments"], options["ndcg_annotators"])
+    arguments = _arguments_to_average(run, gold, qrels, options["ndcg_average_over"])
     if isinstance(arguments, str):
         return MetricResult.missing(arguments)
     ideal, achieved = ideal_dcg(qrels, depth, gain), ranked_dcg(run, qrels, depth, gain)

@@ -152,7 +152,7 @@ def picto_sacrebleu(run, gold, options: Mapping[str, Any]) -> MetricResult:
     from include.metrics.bleu import bleu_statistics, corpus_bleu, sentence_bleus
 
     stats = bleu_statistics(list(pairs["hypothesis"]), list(pairs["reference"]),
-                            tokenize=options.get("picto_bleu_tokenize", "13a"))
+                            tokenize=options["picto_bleu_tokenize"])
     return _result(sentence_bleus(stats), pairs.index, "sacrebleu", value=corpus_bleu(stats, smooth_method="exp"))
 
 
@@ -162,7 +162,7 @@ def picto_meteor(run, gold, options: Mapping[str, Any]) -> MetricResult:
     if pairs is None:
         return MetricResult.missing("the gold folder has no references table (references.json)")
     tokenizers = {"whitespace": str.split, "treebank": word_tokenize}
-    choice = options.get("picto_meteor_tokenize", "treebank")
+    choice = options["picto_meteor_tokenize"]
     if choice not in tokenizers:
         raise ValueError(f"picto_meteor_tokenize must be one of {', '.join(tokenizers)}, not {choice!r}")
     return _meteor(pairs, tokenizers[choice], options, scale=100.0)
@@ -249,8 +249,7 @@ def _meteor(pairs: pd.DataFrame, tokenize: Callable[[str], list[str]], options: 
         return MetricResult.missing(WORDNET_MISSING)
     from nltk.translate.meteor_score import single_meteor_score
 
-    alpha, beta, gamma = (float(options.get(k, d)) for k, d in
-                          (("meteor_alpha", 0.9), ("meteor_beta", 3.0), ("meteor_gamma", 0.5)))
+    alpha, beta, gamma = (float(options[k]) for k in ("meteor_alpha", "meteor_beta", "meteor_gamma"))
     wordnet = english_wordnet()
     values = [scale * single_meteor_score(tokenize(r), tokenize(h), wordnet=wordnet, alpha=alpha, beta=beta, gamma=gamma)
               for r, h in zip(pairs["reference"], pairs["hypothesis"])]

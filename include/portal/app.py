@@ -456,9 +456,9 @@ def _registration_page(portal: Portal, request: Request, ctx: CampaignContext, f
 def _upload_forms(portal: Portal, ctx: CampaignContext, team: dict[str, Any], item: dict[str, Any], redirect: str) -> dict[str, dict[str, Any]]:
     """One presigned POST per run slot: the key is the team's own slot, the size at most the task's limit."""
     task_id = item["task"].id
-    prefix = ctx.layout.submissions(task_id, team["team_id"])
     seconds = portal.settings.limits.upload_form_seconds
-    return {slot: portal.signing_store.presigned_post(prefix + slot, item["max_bytes"], seconds, redirect) for slot in item["slots"]}
+    return {slot: portal.signing_store.presigned_post(ctx.layout.submission(task_id, team["team_id"], slot), item["max_bytes"], seconds, redirect)
+            for slot in item["slots"]}
 
 
 app = create_app()

@@ -128,11 +128,11 @@ def store_registration(ctx: CampaignContext, document: dict[str, Any], agreement
     written = []
     for task_id in document.get("agreements", {}):
         relative = f"{AGREEMENT_PREFIX}{name}-{task_id}.pdf"
-        key = ctx.layout.agreements() + f"{name}-{task_id}.pdf"
+        key = ctx.layout.agreement(f"{name}-{task_id}.pdf")
         ctx.store.put_bytes(key, agreements[task_id], content_type="application/pdf")
         written.append(key)
         document["agreements"][task_id] = relative
-    key = ctx.layout.registrations_inbox() + name + ".json"
+    key = ctx.layout.inbox_document(name)
     raw = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
     problems = read_registration(ctx, key, raw).problems
     if problems:

@@ -51,8 +51,7 @@ def public_board(ctx: CampaignContext, task_id: str) -> dict[str, Any] | None:
     """The published leaderboard of a task, or None before publication."""
     if results.published(ctx, task_id) is None:
         return None
-    key = ctx.layout.public_leaderboards(task_id) + LEADERBOARD_EXPORTS["json"][0]
-    return ctx.store.get_json(key) if ctx.store.head(key) is not None else None
+    return ctx.store.get_json_or_none(ctx.layout.public_leaderboard(task_id, LEADERBOARD_EXPORTS["json"][0]))
 
 
 def campaign_page(ctx: CampaignContext) -> dict[str, Any]:

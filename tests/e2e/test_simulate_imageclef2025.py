@@ -11,6 +11,7 @@ import email
 import email.policy
 import json
 import math
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -24,6 +25,9 @@ from devtools.demo import AGREEMENT_NOT_APPROVED, INVALID, LATE, build_demo, wri
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "include" / "campaigns" / "imageclef2025.yaml"
+# Every task's leaderboard (the JSON export's content) as the demo data and the scoring code gave it
+# when it was recorded; a change to a number, a rank, an interval or a note shows up here.
+RECORDED_LEADERBOARDS = Path(__file__).with_name("imageclef2025_leaderboards.json")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,8 @@ def simulated(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "devtools.simulate", str(CONFIG), "--workdir", str(workdir), "--report", str(report_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=1200,
+        # No model directory, whatever the caller's shell has: the recorded leaderboards name the missing one.
+        env={name: value for name, value in os.environ.items() if name != "CLEF_MODEL_DIR"},
     )
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in sorted((workdir / "mail").glob("*.eml"))]
@@ -71,6 +77,19 @@ def test_simulate_exits_0_and_prints_the_leaderboards(simulated):
     assert "caption-concept-detection: ranked by concept_f1" in result.stdout
     assert "e-mails sent, by purpose:" in result.stdout
     assert all(run["state"] == "success" for run in simulated["report"]["dag_runs"])
+
+
+def test_the_leaderboards_are_byte_for_byte_the_recorded_ones(simulated):
+    """The JSON export of every task's leaderboard, byte for byte (``Leaderboard.to_json``'s form): a
+    refactoring must not move a number. When a change of the numbers is intended (new demo data, a
+    metric fix), record them again from the report: ``json.dumps(report["leaderboards"], indent=1,
+    ensure_ascii=False)`` into tests/e2e/imageclef2025_leaderboards.json, and say why in the commit."""
+    recorded = json.loads(RECORDED_LEADERBOARDS.read_text(encoding="utf-8"))
+    boards = simulated["report"]["leaderboards"]
+    assert sorted(boards) == sorted(recorded)
+    export = lambda board: json.dumps(board, indent=2, ensure_ascii=False) + "\n"  # noqa: E731
+    for task_id, board in recorded.items():
+        assert export(boards[task_id]) == export(board), task_id
 
 
 def test_every_task_has_a_leaderboard_whose_primary_scores_match_the_metric_functions(simulated, tmp_path):

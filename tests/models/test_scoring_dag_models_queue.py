@@ -37,7 +37,7 @@ def world(s3_endpoint, smtp, airflow_home, tmp_path_factory, model_dir):
     source.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
     store = ObjectStore(S3Settings(bucket="clef-models-replay", endpoint_url=s3_endpoint, access_key_id="k", secret_access_key="s"))
     smtp_settings = SmtpSettings(host="127.0.0.1", port=port, timeout=5)
-    simulation = Simulation(source, workdir, lambda campaign: CampaignContext(campaign, store, smtp_settings, model_dir=model_dir),
+    simulation = Simulation(source, workdir, lambda campaign: CampaignContext(campaign, store, smtp_settings),
                             step=2.0, say=lambda line: None)
     try:
         report = simulation.run()

@@ -66,9 +66,10 @@ def test_no_runs_no_batches():
 
 
 def test_the_instance_limit_never_exceeds_max_map_length_and_refuses_nonsense():
-    assert evaluation.max_instances(1024) == evaluation.DEFAULT_MAX_INSTANCES == 256
+    assert evaluation.max_instances(1024) == evaluation.DEFAULT_MAX_INSTANCES == 16
     assert evaluation.max_instances(1024, "2000") == 1024
-    assert evaluation.max_instances(100) == 100
-    assert evaluation.max_instances(1024, "") == 256
+    assert evaluation.max_instances(100, "256") == 100
+    assert evaluation.max_instances(8) == 8
+    assert evaluation.max_instances(1024, "") == 16
     with pytest.raises(evaluation.ScoringError, match="at least 1"):
         evaluation.max_instances(1024, "0")

@@ -11,27 +11,38 @@ from typing import Any, Iterable, Mapping
 from include.campaign import leaderboard as leaderboards
 from include.campaign.evaluation.diff import diff_evaluations
 from include.campaign.evaluation.lineage import build_lineage
-from include.campaign.evaluation.records import (DIFF_FILE, EVALUATION_FILE, LEADERBOARD_EXPORTS, LINEAGE_FILE, SUMMARY_KEYS,
-                                                 known_task, read_evaluation, read_item_tables, read_leaderboard, read_manifest,
-                                                 run_prefix, version_record, write_leaderboard)
+from include.campaign.evaluation.records import (SUMMARY_KEYS, known_task, leaderboard_keys, read_diff, read_evaluation, read_item_tables,
+                                                 read_leaderboard, read_collection_manifest, run_prefix, version_record, write_lineage,
+                                                 write_version_outputs)
 from include.campaign.evaluation.scoring import metric_specs
 from include.campaign.evaluation.versioning import is_complete, latest_version
 from include.models.parts import join_parts  # a run's CPU and model parts, one summary (imports no model library)
 
 
 def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str, triggered_by: str,
-             planned: Iterable[Mapping[str, Any]] | None = None) -> dict:
+             planned: Iterable[Mapping[str, Any]] | None = None, manifest_key: str | None = None) -> dict:
     """Complete the version: carry unchanged runs forward, write evaluation, diff, leaderboard, lineage.
 
     ``planned`` are the runs this version set out to score: one without a summary had its scoring
     task die, and is listed under ``missing`` with that reason (results name it to the organizer and
-    tell its team). Idempotent: a complete version is returned as it was, never rewritten.
+    tell its team). ``manifest_key`` is the collection manifest the scoring was planned from (the
+    layout's place by default). Idempotent: a complete version is returned as it was, never rewritten.
+    Returns a summary of the version (counts, top runs, leaderboard keys).
     """
+    return finalize_with_records(ctx, task_id, version, summaries, reason, triggered_by, planned, manifest_key)[0]
+
+
+def finalize_with_records(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, Any] | None], reason: str,
+                          triggered_by: str, planned: Iterable[Mapping[str, Any]] | None = None,
+                          manifest_key: str | None = None) -> tuple[dict, dict]:
+    """:func:`finalize`, also returning the version's records (``evaluation``, ``diff``, ``leaderboard``
+    as dicts) for what follows in the same task, so nothing just written is read back."""
     task = known_task(ctx, task_id)
     allocation = version_record(ctx, task_id, version)
-    base = ctx.layout.evaluations(task_id, version)
     if is_complete(ctx, task_id, version):
-        return _outcome(ctx, task_id, version, ctx.store.get_json(base + EVALUATION_FILE), ctx.store.get_json(base + DIFF_FILE))
+        records = {"evaluation": read_evaluation(ctx, task_id, version), "diff": read_diff(ctx, task_id, version),
+                   "leaderboard": read_leaderboard(ctx, task_id, version)}
+        return _outcome(ctx, task_id, version, **records), records
     previous = latest_version(ctx, task_id, before=version)
     previous_evaluation = read_evaluation(ctx, task_id, previous) if previous else {"runs": [], "missing": []}
     previous_runs = {(r["team"], r["run"]): r for r in previous_evaluation["runs"]}
@@ -39,22 +50,21 @@ def finalize(ctx, task_id: str, version: str, summaries: Iterable[Mapping[str, A
               if s.get("scored_in") == version}
     previous_missing = {(m["team"], m["run"]): m for m in previous_evaluation.get("missing") or []}
     planned_keys = {(p["team"], p["run"]) for p in planned or [] if isinstance(p, Mapping) and p.get("team")}
-    runs, missing = _complete_run_list(ctx, task_id, version, read_manifest(ctx, task_id), scored, previous_runs,
+    runs, missing = _complete_run_list(ctx, task_id, version, read_collection_manifest(ctx, task_id, manifest_key), scored, previous_runs,
                                        planned_keys, previous_missing)
     evaluation = {"task": task_id, "version": version, "previous_version": previous, "runs": runs, "missing": missing}
     board = leaderboards.build(task, runs, metric_specs(task), version=version)
     leaderboards.add_statistics(board, read_item_tables(ctx, board, runs), metric_specs(task))
     evaluation["statistics"] = board.statistics
     previous_board = read_leaderboard(ctx, task_id, previous) if previous else None
-    diff = diff_evaluations(list(previous_runs.values()), runs, previous_board, board.to_dict())
+    board_record = board.to_dict()
+    diff = diff_evaluations(list(previous_runs.values()), runs, previous_board, board_record)
     diff.update({"task": task_id, "version": version, "previous_version": previous, "reason": allocation.get("reason") or reason})
-    ctx.store.put_json(base + EVALUATION_FILE, evaluation)
-    ctx.store.put_json(base + DIFF_FILE, diff)
-    write_leaderboard(ctx, task_id, version, board)
+    write_version_outputs(ctx, task_id, version, evaluation, diff, board)
     lineage = build_lineage(ctx, task, version, previous, allocation, runs, missing, reason, triggered_by, board.statistics)
-    ctx.store.create_json_once(base + LINEAGE_FILE, lineage)
-    return _outcome(ctx, task_id, version, evaluation, diff)
-
+    write_lineage(ctx, task_id, version, lineage)
+    records = {"evaluation": evaluation, "diff": diff, "leaderboard": board_record}
+    return _outcome(ctx, task_id, version, **records), records
 
 
 def _complete_run_list(ctx, task_id: str, version: str, manifest: dict, scored: dict, previous_runs: dict,
@@ -100,9 +110,9 @@ def _why_missing(key: tuple[str, str], version: str, earlier: Mapping | None, pl
 
 
 
-def _outcome(ctx, task_id: str, version: str, evaluation: dict, diff: dict) -> dict:
+def _outcome(ctx, task_id: str, version: str, evaluation: dict, diff: dict, leaderboard: dict) -> dict:
+    board = leaderboard
     runs = evaluation["runs"]
-    board = read_leaderboard(ctx, task_id, version)
     ranked = [row for row in board["rows"] if row["status"] == leaderboards.RANKED]
     return {
         "task": task_id, "version": version, "previous_version": evaluation.get("previous_version"),
@@ -117,6 +127,6 @@ def _outcome(ctx, task_id: str, version: str, evaluation: dict, diff: dict) -> d
         "rank_changes": len(diff.get("rank_changes", [])),
         "ranked_by": board["ranked_by"],
         "top": [{"rank": r["rank"], "team": r["team"], "run": r["run"], "value": r["metrics"].get(board["ranked_by"])} for r in ranked[:3]],
-        "leaderboard": {export: ctx.layout.leaderboards(task_id, version) + name for export, (name, _) in LEADERBOARD_EXPORTS.items()},
+        "leaderboard": leaderboard_keys(ctx, task_id, version),
     }
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import os
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -35,10 +34,10 @@ def build_lineage(ctx, task: Task, version: str, previous: str | None, allocatio
         "reason": allocation.get("reason") or reason, "triggered_by": allocation.get("triggered_by") or triggered_by,
         "requested_at": allocation.get("created_at"), "finalized_at": ctx.now().isoformat(),
         "run_format": task.run_format,
-        "code_version": code_version(), "libraries": library_versions(),
+        "code_version": code_version(ctx.settings.code_version), "libraries": library_versions(),
         "metrics": [
             {"name": spec.name, "function": repr(spec.compute), "higher_is_better": spec.higher_is_better,
-             "needs_model": spec.needs_model, "code_version": code_version()}
+             "needs_model": spec.needs_model, "code_version": code_version(ctx.settings.code_version)}
             for spec in metric_specs(task)
         ],
         "metric_options": resolve_options(task.run_format, task_metric_options(task), task.metrics),
@@ -50,11 +49,12 @@ def build_lineage(ctx, task: Task, version: str, previous: str | None, allocatio
     }
 
 
-@lru_cache(maxsize=1)
-def code_version() -> dict[str, Any]:
-    """The scoring code's version: ``CLEF_CODE_VERSION``, else the git commit (dirty if edited), else the package version."""
-    if os.environ.get("CLEF_CODE_VERSION"):
-        return {"version": os.environ["CLEF_CODE_VERSION"], "source": "CLEF_CODE_VERSION"}
+@lru_cache(maxsize=4)
+def code_version(configured: str | None = None) -> dict[str, Any]:
+    """The scoring code's version: the configured one (``CLEF_CODE_VERSION``, read by the context's
+    settings), else the git commit (dirty if edited), else the package version."""
+    if configured:
+        return {"version": configured, "source": "CLEF_CODE_VERSION"}
     commit = _git("rev-parse", "HEAD")
     if commit:
         dirty = bool(_git("status", "--porcelain", "--", *SCORING_CODE))

@@ -10,18 +10,20 @@ import re
 from typing import Iterable
 
 from include.campaign.config import Task
-from include.campaign.evaluation.records import ScoringError, known_task, read_manifest
+from include.campaign.evaluation.records import ScoringError, known_task, read_collection_manifest
 
 
-def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iterable[str] | str | None = None) -> list[dict]:
+def plan(ctx, task_id: str, teams: Iterable[str] | str | None = None, runs: Iterable[str] | str | None = None,
+         manifest_key: str | None = None) -> list[dict]:
     """The collected runs to score, from the collection manifest, optionally filtered.
 
     ``teams`` and ``runs`` are lists or comma/space separated text (an empty value means all); a run
     is named ``run`` (that run of every selected team) or ``team/run``. Names that match nothing are
     refused with the list of known ones, so a typo in the form never scores nothing silently.
+    ``manifest_key`` is the manifest the collection announced (the layout's place by default).
     """
     known_task(ctx, task_id)
-    collected = read_manifest(ctx, task_id).get("collected") or []
+    collected = read_collection_manifest(ctx, task_id, manifest_key).get("collected") or []
     wanted_teams, wanted_runs = _names(teams), _names(runs)
     _refuse_unknown(task_id, "team", wanted_teams, {entry["team"] for entry in collected})
     _refuse_unknown(task_id, "run", wanted_runs, {entry["run"] for entry in collected} | {f"{e['team']}/{e['run']}" for e in collected})
@@ -49,8 +51,10 @@ def _refuse_unknown(task_id: str, kind: str, wanted: set[str], known: set[str]) 
 # --- mapped instances: how many runs each (docs/scoring-batches.md) ----------------------
 
 # At most this many mapped scoring instances per queue and DAG run (CLEF_SCORING_MAX_INSTANCES, and
-# never more than Airflow's [core] max_map_length): more runs share an instance.
-DEFAULT_MAX_INSTANCES = 256
+# never more than Airflow's [core] max_map_length): more runs share an instance. An instance costs a
+# task start-up (about 2 s in benchmarks/scoring_dag.py, more on a Celery worker), several times one
+# run's validation and metrics: 16 instances keep 16 worker slots busy and pay that start-up 16 times.
+DEFAULT_MAX_INSTANCES = 16
 
 def max_instances(map_length_limit: int, configured: str | int | None = None) -> int:
     """How many mapped instances one scoring task may have: the configured target, within Airflow's limit."""

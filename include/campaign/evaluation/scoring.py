@@ -1,6 +1,6 @@
 """Scoring one run: validate it against the gold, score it with the task's metrics, write its outputs.
 
-The DAG's mapped tasks call :func:`score_one` once per run; the ``score`` command and
+The DAG's mapped tasks call :func:`score_batch` (each run as :func:`score_one`); the ``score`` command and
 :func:`score_one` share :func:`evaluate`, so a participant's local score equals the official one.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from include.campaign.config import Task
 from include.campaign.evaluation.gold import GoldCopy, gold_for_version
-from include.campaign.evaluation.records import ScoringError, known_task, run_prefix
+from include.campaign.evaluation.records import ScoringError, known_task, write_run_outputs
 from include.campaign.evaluation.versioning import is_complete
 from include.campaign.layout import segment
 from include.campaign.store import dump_json
@@ -40,15 +40,24 @@ def task_metric_options(task: Task) -> dict[str, Any]:
     return dict(task.metric_options)
 
 
+def metric_options(task: Task, model_dir: str | Path | None = None) -> dict[str, Any]:
+    """The options the task's metrics compute with: the campaign file's, plus the deployment's model
+    directory (``CampaignContext.settings.model_dir``) when a metric needs a model, unless the file sets
+    it (``include/models/parts.py``'s :func:`options_for`)."""
+    from include.models.parts import options_for
+
+    return options_for(task_metric_options(task), task, list(task.metrics), model_dir)[0]
+
+
 def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None,
              metrics: Iterable[str] | None = None, model_dir: str | Path | None = None,
              inputs_dir: str | Path | None = None) -> RunEvaluation:
     """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
 
-    ``metrics`` (default: all the task's) is the part to compute: the ``default`` queue computes the
-    CPU metrics, the ``models`` queue the model metrics (``include/models/parts.py``), with weights
-    under ``model_dir`` and test images under ``inputs_dir``. A broken gold folder is the organizers'
-    problem and raises :class:`ScoringError`.
+    ``limits`` are the task's run limits (default: the defaults). ``metrics`` (default: all the task's)
+    is the part to compute: the ``default`` queue computes the CPU metrics, the ``models`` queue the
+    model metrics (``include/models/parts.py``), with weights under ``model_dir`` and test images under
+    ``inputs_dir``. A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
     """
     from include.campaign.validation import GoldError, validate_run
     from include.metrics import resolve_options, score_run
@@ -113,7 +122,6 @@ def invalid_reason(report: Mapping[str, Any]) -> str:
     return f"invalid: {len(rules)} rule(s) broken ({', '.join(rules[:5])}{', ...' if len(rules) > 5 else ''})"
 
 
-
 def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: str | None = None) -> dict:
     """Validate and (if valid) score one collected run into the version; return its summary.
 
@@ -124,13 +132,37 @@ def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: st
     Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
     whole-task problem (no gold, broken gold, a version already finalized).
     """
-    from include.models import parts  # the model part's hooks (imports no model library)
+    return _score(ctx, _open_version(ctx, task_id, version), version, item, part)
 
+
+def score_batch(ctx, items: list[Mapping[str, Any]], part: str | None = None) -> list[dict]:
+    """Score a mapped instance's runs (each item names its ``task`` and ``version``), the ``part`` of
+    each as :func:`score_one`; each version is checked once for the batch, not once per run. Summaries
+    keep ``task`` and ``version``."""
+    opened: dict[tuple[str, str], tuple[Task, GoldCopy]] = {}
+    summaries = []
+    for item in items:
+        key = (item["task"], item["version"])
+        if key not in opened:
+            opened[key] = _open_version(ctx, *key)
+        summaries.append({**_score(ctx, opened[key], item["version"], item, part), "task": item["task"], "version": item["version"]})
+    return summaries
+
+
+def _open_version(ctx, task_id: str, version: str) -> tuple[Task, GoldCopy]:
+    """The task and the version's gold, once the version is known to exist and not to be complete."""
     task = known_task(ctx, task_id)
     gold = gold_for_version(ctx, task_id, version)
     if is_complete(ctx, task_id, version):
         raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
-    limits = _validation_limits(ctx, task)
+    return task, gold
+
+
+def _score(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, Any], part: str | None) -> dict:
+    from include.models import parts  # the model part's hooks (imports no model library)
+
+    task, gold = opened
+    limits = ctx.campaign.task_run_limits(task)
     metrics = parts.part_metrics(task, part)
     with tempfile.TemporaryDirectory(prefix="run-") as scratch:
         run_path = Path(scratch) / segment(item["run"])
@@ -142,31 +174,20 @@ def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: st
             evaluation.report["error"] = evaluation.text = evaluation.reason
         else:
             inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
-            evaluation = evaluate(task, run_path, gold.folder, limits, metrics=metrics, model_dir=getattr(ctx, "model_dir", None),
+            evaluation = evaluate(task, run_path, gold.folder, limits, metrics=metrics, model_dir=ctx.settings.model_dir,
                                   inputs_dir=inputs)
     summary = _summary(item, sha256, evaluation, gold, version)
-    if part == parts.MODELS_PART:
-        prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
-        for name, (data, content_type) in parts.model_part_objects(summary, evaluation, per_item_csv, dump_json).items():
-            ctx.store.put_bytes(prefix + name, data, content_type=content_type)
+    if part == parts.MODELS_PART:  # under models/ of the run's folder, written side by side
+        objects = parts.model_part_objects(summary, evaluation, per_item_csv, dump_json)
+        write_run_outputs(ctx, task.id, version, summary["team"], summary["run"], objects)
         return {**summary, "part": parts.MODELS_PART}
     _write_run_outputs(ctx, task, version, summary, evaluation)
     return summary
 
 
-_VERSION_GOLD: dict[tuple[str, str, str], GoldCopy] = {}
-
-
-
 def download_with_sha256(store, key: str, path: Path) -> str:
     """Stream an object to ``path`` in one GET, hashing it on the way (no second read)."""
     return store.download_with_sha256(key, path)
-
-
-def _validation_limits(ctx, task: Task):
-    from include.campaign.validation import RunLimits
-
-    return RunLimits(**ctx.campaign.task_run_limits(task).model_dump())
 
 
 def _summary(item: Mapping[str, Any], sha256: str, evaluation: RunEvaluation, gold: GoldCopy, version: str) -> dict:
@@ -216,9 +237,7 @@ def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation:
     if evaluation.results:
         objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
         summary["per_item_sha256"] = hashlib.sha256(objects["per_item.csv"][0]).hexdigest()
-    prefix = run_prefix(ctx, task.id, version, summary["team"], summary["run"])
-    for name, (data, content_type) in objects.items():
-        ctx.store.put_bytes(prefix + name, data, content_type=content_type)
+    write_run_outputs(ctx, task.id, version, summary["team"], summary["run"], objects)
 
 
 def per_item_csv(results: Mapping[str, Any]) -> str:
@@ -240,8 +259,6 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
     table.index = table.index.astype(str)
     table.index.name = "item"
     return table.sort_index().to_csv(lineterminator="\n")
-
-
 
 
 def metric_specs(task: Task) -> list:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from include.campaign.evaluation.records import LINEAGE_FILE, VERSION_FILE, ScoringError, known_task, version_record
+from include.campaign.evaluation.records import ScoringError, create_version_record, has_lineage, known_task, version_names, version_record
 
 VERSION_NAME = re.compile(r"^v(\d{4,})$")
 
@@ -32,7 +32,7 @@ def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: s
               "created_at": ctx.now().isoformat(), "request_id": request_id}
     for _ in range(1000):
         version = f"v{number:04d}"
-        if ctx.store.create_json_once(ctx.layout.evaluations(task_id, version) + VERSION_FILE, {**record, "version": version}):
+        if create_version_record(ctx, task_id, version, {**record, "version": version}):
             return version
         number += 1
     raise ScoringError(f"task {task_id}: could not allocate an evaluation version after 1000 attempts")
@@ -40,12 +40,17 @@ def new_version(ctx, task_id: str, reason: str, triggered_by: str, request_id: s
 
 def versions(ctx, task_id: str) -> list[str]:
     """Every allocated version of the task, oldest first."""
-    names = [name for name in ctx.store.list_folders(ctx.layout.evaluations(task_id)) if VERSION_NAME.match(name)]
+    names = [name for name in version_names(ctx, task_id) if VERSION_NAME.match(name)]
     return sorted(names, key=lambda name: int(VERSION_NAME.match(name).group(1)))
 
 
 def is_complete(ctx, task_id: str, version: str) -> bool:
-    return ctx.store.exists(ctx.layout.evaluations(task_id, version) + LINEAGE_FILE)
+    """Whether the version's lineage exists (it is written last)."""
+    return has_lineage(ctx, task_id, version)
+
+
+def version_number(version: str) -> int:
+    return int(VERSION_NAME.match(version).group(1))
 
 
 def latest_version(ctx, task_id: str, before: str | None = None) -> str | None:
