@@ -14,8 +14,9 @@ prediction.
   split into chunks of about 350 words at sentence ends, the raw prediction the claim, split into
   sentences; per claim sentence the best chunk's probability of "aligned" (3-way head, label 0);
   the mean over claim sentences. An empty prediction against a non-empty gold scores 0.
-- UMLS-concept F1 of the concepts MedCAT finds in the raw gold and predicted captions (both without
-  concepts: 1).
+- UMLS-concept F1 of the concepts (CUIs) MedCAT's ``get_entities`` finds in the raw gold and predicted
+  captions, as the organizers count it: 2|G∩P|/(|G|+|P|), 0 when either side has none (unless both
+  captions are empty: 1).
 - relevance = mean(BERTScore, ROUGE-1, similarity); factuality = mean(UMLS F1, AlignScore), per image.
 """
 from __future__ import annotations
@@ -194,18 +195,17 @@ def caption_alignscore(run, gold, options: Mapping[str, Any]) -> MetricResult:
 
 
 def concept_f1(gold: set, predicted: set) -> float:
-    if not gold and not predicted:
-        return 1.0
+    """The organizers' F1: no shared concept (or no concept on a side) gives 0, both-empty captions aside."""
     overlap = len(gold & predicted)
     return 0.0 if overlap == 0 else 2 * overlap / (len(gold) + len(predicted))
 
 
 def medcat_concepts(folder, texts: list[str]) -> list[set]:
+    """The CUIs of each text's entities; medcat 2 answers ``{}`` (no ``entities`` key) for an empty text."""
     from include.models.loaders import medcat_model
 
     cat = medcat_model(catalog.UMLS.name, folder)
-    return [{str(entity["cui"]) for entity in cat.get_entities(text)["entities"].values()} if text.strip() else set()
-            for text in texts]
+    return [{str(entity["cui"]) for entity in cat.get_entities(text).get("entities", {}).values()} for text in texts]
 
 
 @reports_missing
