@@ -34,6 +34,9 @@ def organizers_bertscore(folder, candidates, references) -> np.ndarray:
     """The organizers' way: one BERTScorer with idf from every gold caption, one ``score`` call per pair."""
     from bert_score import BERTScorer
 
+    # nthreads=0: bert-score counts idf in this process. Its default forks a multiprocessing Pool from
+    # the pytest process, which by now runs many threads (servers on loopback, the tokenizers' pool):
+    # a forked child can inherit a held lock and wait forever (the whole suite once hung here in CI).
     scorer = BERTScorer(model_type=str(folder), num_layers=6, idf=True, idf_sents=references, use_fast_tokenizer=True, nthreads=0)
     return np.array([scorer.score([c], [r])[2].item() for c, r in zip(candidates, references)])
 
