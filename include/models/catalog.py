@@ -40,9 +40,10 @@ MEDIMAGEINSIGHT = _hub("lion-ai/MedImageInsights", "transformers (image and text
                        "image-caption similarity 2.5 x max(cos, 0)")
 BIOMEDCLIP = _hub("microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", "open_clip",
                   "image features of generated and real images (FID, agreement, diversity)")
+# No command fetches the UMLS pack: it is handed out after a UMLS licence login (the organizers' README).
 UMLS = ModelSpec("medcat/umls-model-pack", "medcat", "UMLS concepts of captions (concept F1)",
-                 'python -m medcat download-model-pack  # a UMLS-licensed MedCAT model pack from '
-                 'https://uts.nlm.nih.gov (licence required), unzipped into "{target}"')
+                 'unzip UMLS_PACK.zip -d "{target}"  # UMLS_PACK.zip: the MedCAT UMLS full model pack, downloaded '
+                 'after a UMLS licence login at https://uts.nlm.nih.gov/uts/login?service=https://medcat.rosalind.kcl.ac.uk/auth-callback')
 ALIGNSCORE = ModelSpec("yzha/AlignScore-large", "transformers (AlignScore nli_sp, RoBERTa)",
                        "AlignScore of a predicted caption against the gold caption",
                        'huggingface-cli download yzha/AlignScore AlignScore-large.ckpt --local-dir "{target}.ckpt" '

@@ -209,13 +209,14 @@ def bleurt_model(name: str, folder: Path) -> SequenceClassifier:
 
 
 def medcat_model(name: str, folder: Path):
-    """A MedCAT model pack; :class:`ModelUnusable` when medcat is not installed."""
+    """The unzipped MedCAT model pack at ``folder`` (medcat 2 converts a MedCAT v1 pack, such as the
+    organizers' UMLS pack, while loading it); :class:`ModelUnusable` when medcat is not installed."""
 
     def load(path: Path):
         try:
             from medcat.cat import CAT
         except ImportError:
-            raise ModelUnusable("medcat not installed on this worker") from None
+            raise ModelUnusable("medcat is not installed on this worker (make venv; the models image has it)") from None
         return CAT.load_model_pack(str(path))
 
     return cached("medcat", folder, load)

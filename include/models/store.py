@@ -1,7 +1,7 @@
 """The model directory: which models are present, their size, and each model loaded once per process.
 
-Every loader switches hub access off first (``HF_HUB_OFFLINE=1``, ``TRANSFORMERS_OFFLINE=1`` and
-``local_files_only=True``), so a missing file is an error naming the folder, never a download.
+Every loader switches hub access off first (``HF_HUB_OFFLINE=1``, ``TRANSFORMERS_OFFLINE=1``,
+``MEDCAT_DISABLE_VERSION_CHECK=true`` and ``local_files_only=True``), so a missing file is an error naming the folder, never a download.
 Loaded models are kept in a module-level cache keyed by (loader, folder): a worker process of the
 ``models`` queue loads each model once, however many runs and batches it scores.
 """
@@ -68,6 +68,7 @@ def offline() -> None:
     """Switch every hub client off for this process (set before transformers is imported)."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["MEDCAT_DISABLE_VERSION_CHECK"] = "true"  # else importing medcat asks PyPI for a newer version
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

@@ -170,7 +170,7 @@ def test_requirements_txt_holds_no_dev_package():
 
 def test_every_pin_is_the_constraints_pin():
     constraints = requirements("constraints.txt")
-    for name in ("requirements.txt", "requirements-dev.txt", "requirements-models.txt"):
+    for name in ("requirements.txt", "requirements-dev.txt", "requirements-models.txt", "requirements-medcat.txt"):
         if not (ROOT / name).exists():
             continue
         for package, requirement in requirements(name).items():
@@ -201,10 +201,11 @@ def dependency_closure(roots: dict[str, Requirement]) -> set[str]:
 
 
 def worker_requirements() -> dict[str, Requirement]:
-    """requirements.txt, plus requirements-models.txt (the models worker's image) where it exists."""
+    """requirements.txt, plus requirements-models.txt and requirements-medcat.txt (the models worker's image)."""
     found = requirements("requirements.txt")
-    if (ROOT / "requirements-models.txt").exists():
-        found.update(requirements("requirements-models.txt"))
+    for name in ("requirements-models.txt", "requirements-medcat.txt"):
+        if (ROOT / name).exists():
+            found.update(requirements(name))
     return found
 
 
@@ -238,6 +239,26 @@ def test_the_dockerfile_installs_requirements_txt_and_nothing_of_the_dev_set():
     for line in installs:
         named = {canonicalize_name(re.split(r"[=<>\[]", word.strip('"'))[0]) for word in line.split() if re.match(r'"?[A-Za-z]', word)}
         assert not DEV_PACKAGES & named, f"the Dockerfile installs dev packages {sorted(DEV_PACKAGES & named)}: {line}"
+
+
+def test_medcat_is_installed_without_its_declared_dependencies_and_every_other_one_is_pinned():
+    """requirements-medcat.txt goes in with --no-deps (make venv and the models image); what medcat declares,
+    but for the pandas<3 it does not need to score, must then be pinned and installed by the other files."""
+    makefile = [line for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines() if "-r requirements-medcat.txt" in line]
+    assert makefile and all("--no-deps" in line for line in makefile), makefile
+    assert "requirements-medcat.txt" in re.search(r"^\$\(STAMP\):(.*)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE).group(1)
+    docker = [line for line in dockerfile_instructions() if "requirements-medcat.txt" in line and "pip install" in line]
+    assert docker and all("--no-deps" in line for line in docker), docker
+    constraints = requirements("constraints.txt")
+    installed_with = dependency_closure({**requirements("requirements.txt"), **requirements("requirements-models.txt")})
+    for line in metadata.requires("medcat") or []:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        if name == "pandas" or (requirement.marker is not None and not requirement.marker.evaluate({"extra": ""})):
+            continue
+        assert name in constraints and name in installed_with, f"medcat needs {requirement}: pin it and install it"
+        pinned = next(iter(constraints[name].specifier)).version
+        assert requirement.specifier.contains(pinned), f"constraints.txt pins {name}=={pinned}, medcat asks {requirement}"
 
 
 def test_make_venv_installs_both_files_and_reinstalls_when_either_changes():

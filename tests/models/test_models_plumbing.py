@@ -25,7 +25,7 @@ def cli(*args, env=None):
 
 def test_models_command_lists_every_model_with_presence_size_and_fetch_command(model_dir):
     answer = cli("models", str(CAMPAIGN), "--json", env={"CLEF_MODEL_DIR": str(model_dir)})
-    assert answer.returncode == 1, answer.stderr  # MedCAT and BLEURT are not in the test model directory
+    assert answer.returncode == 1, answer.stderr  # BLEURT is not in the test model directory
     document = json.loads(answer.stdout)
     entries = {entry["model"]: entry for entry in document["models"]}
     assert set(entries) == set(catalog.MODELS)
@@ -33,7 +33,9 @@ def test_models_command_lists_every_model_with_presence_size_and_fetch_command(m
     assert bert["present"] and bert["size_bytes"] > 80_000_000
     assert bert["tasks"] == ["caption-prediction"] and "caption_relevance" in bert["metrics"]
     assert bert["fetch"] == f'huggingface-cli download microsoft/deberta-xlarge-mnli --local-dir "{model_dir}/microsoft/deberta-xlarge-mnli"'
-    assert not entries[catalog.UMLS.name]["present"] and entries[catalog.UMLS.name]["size_bytes"] == 0
+    assert entries[catalog.UMLS.name]["present"] and entries[catalog.UMLS.name]["size_bytes"] > 0
+    assert not entries[catalog.BLEURT.name]["present"] and entries[catalog.BLEURT.name]["size_bytes"] == 0
+    assert entries[catalog.UMLS.name]["fetch"].startswith(f'unzip UMLS_PACK.zip -d "{model_dir}/medcat/umls-model-pack"')
     assert entries[catalog.BIOMEDCLIP.name]["tasks"] == ["vqa-gi-synthesis"]
     table = cli("models", str(CAMPAIGN), env={"CLEF_MODEL_DIR": ""})
     assert table.returncode == 1 and "model directory: not set" in table.stdout and "0 present" in table.stdout
@@ -85,7 +87,7 @@ def test_bleurt_equals_bleurt_pytorch_called_as_documented(tmp_path, model_dir, 
 
     from include.metrics import score_run
     from include.metrics.captions import preprocess_caption
-    from include.models.small import save_tiny_bleurt
+    from devtools.tiny_models import save_tiny_bleurt
 
     root = tmp_path / "models"
     save_tiny_bleurt(root / catalog.BLEURT.name, minilm)

