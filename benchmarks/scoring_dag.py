@@ -16,64 +16,17 @@ temporary AIRFLOW_HOME, the project's scoring DAG.
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-TASK = "caption-concept-detection"
-CAMPAIGN_YAML = """id: bench
-name: Scoring benchmark
-lab: a benchmark
-timezone: UTC
-organizers: [{name: Chair, email: chair@example.org}]
-contact_email: chair@example.org
-schedule:
-  registration_opens: 2025-01-01
-  dev_data_release: 2025-01-02
-  test_data_release: 2025-01-03
-  registration_closes: 2025-01-04
-  run_deadline: 2025-01-05
-  results_release: 2025-01-06
-  working_notes_deadline: 2025-01-07
-  notification: 2025-01-08
-  camera_ready: 2025-01-09
-  conference_start: 2025-01-10
-  conference_end: 2025-01-11
-tasks:
-  - {id: caption-concept-detection, title: Concepts, run_format: caption-concepts-csv, metrics: [concept_f1, concept_f1_manual], runs_allowed: 10}
-"""
-MANUAL = ["C0002978", "C0040405", "C0024485", "C0032743", "C0041618", "C1306645", "C1140618", "C0037949", "C0030797", "C0023216"]
-
-
-def concepts_csv(rows: dict[str, list[str]], header: bool = True) -> bytes:
-    lines = (["ID,CUIs"] if header else []) + [f"{image},{';'.join(cuis)}" for image, cuis in rows.items()]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def make_data(images: int, runs: int, seed: int = 7):
-    rng = random.Random(seed)
-    vocabulary = MANUAL + [f"C{rng.randrange(10**6, 10**7):07d}" for _ in range(400)]
-    gold = {f"ImageCLEFmedical_Caption_2025_test_{i:06d}": rng.sample(vocabulary, rng.randint(1, 6)) for i in range(images)}
-    manual = {image: [c for c in cuis if c in MANUAL] for image, cuis in gold.items()}
-    run_files = []
-    for r in range(runs):
-        quality = rng.random()
-        predicted = {image: [c for c in cuis if rng.random() < quality] + rng.sample(vocabulary, rng.randint(0, 3)) for image, cuis in gold.items()}
-        predicted = {image: list(dict.fromkeys(cuis)) for image, cuis in predicted.items()}
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("submission.csv", concepts_csv(predicted))
-        run_files.append(buffer.getvalue())
-    return concepts_csv(gold), concepts_csv(manual), run_files
+from benchmarks._bench_campaign import TASK, in_process_seconds, make_data, stage, write_campaign  # noqa: E402
 
 
 def count_s3_calls() -> Counter:
@@ -120,8 +73,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
-    (work / "campaigns").mkdir()
-    (work / "campaigns" / "bench.yaml").write_text(CAMPAIGN_YAML)
+    write_campaign(work, "Scoring benchmark")
     from devtools.devstack import s3_connection_json, smtp_connection_json, start_s3_server
 
     server, endpoint = start_s3_server()
@@ -136,22 +88,12 @@ def main() -> int:
     from include.campaign.config import load_campaign
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
-    from include.campaign.store import ObjectStore, S3Settings, dump_json
+    from include.campaign.store import ObjectStore, S3Settings
 
     ctx = CampaignContext(load_campaign(work / "campaigns" / "bench.yaml"), ObjectStore(S3Settings.from_env()), SmtpSettings(host="127.0.0.1", port=9))
     ctx.store.ensure_bucket()
     gold, manual, runs = make_data(args.images, args.runs)
-    ctx.store.put_bytes(ctx.layout.gold(TASK) + "concepts.csv", gold)
-    ctx.store.put_bytes(ctx.layout.gold(TASK) + "concepts_manual.csv", manual)
-    collected = []
-    for index, data in enumerate(runs):
-        team, run = f"team-{index // 10:03d}", f"run-{index % 10 + 1:02d}"
-        key = ctx.layout.collected(TASK) + f"{team}/{run}"
-        ctx.store.put_bytes(key, data)
-        import hashlib
-
-        collected.append({"team": team, "run": run, "key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "uploaded_at": "2025-01-05T00:00:00+00:00", "source_version": None})
-    ctx.store.put_bytes(ctx.layout.collection_manifest(TASK), dump_json({"task": TASK, "deadline": "2025-01-05T23:59:59+00:00", "collected": collected, "late": [], "refused": [], "dropped_over_limit": []}))
+    stage(ctx, gold, manual, runs)
 
     from devtools.dag_driver import DagDriver
 
@@ -167,25 +109,7 @@ def main() -> int:
         return 1
 
     # The same validation and metric code, timed directly in this process, run by run.
-    from include.campaign.validation import validate_run
-    from include.metrics import score_run
-
-    gold_dir = work / "gold"
-    gold_dir.mkdir()
-    (gold_dir / "concepts.csv").write_bytes(gold)
-    (gold_dir / "concepts_manual.csv").write_bytes(manual)
-    validate_seconds = metric_seconds = 0.0
-    task = ctx.campaign.task(TASK)
-    for index, data in enumerate(runs):
-        path = work / f"run-{index}.zip"
-        path.write_bytes(data)
-        t0 = time.perf_counter()
-        outcome = validate_run(task.run_format, path, gold_dir)
-        t1 = time.perf_counter()
-        score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold)
-        t2 = time.perf_counter()
-        validate_seconds += t1 - t0
-        metric_seconds += t2 - t1
+    validate_seconds, metric_seconds = in_process_seconds(ctx.campaign.task(TASK), gold, manual, runs, work)
     server.stop()
     outside_metric = total - metric_seconds
     print(f"scoring DAG, {args.runs} runs x {args.images} images, one dag.test() run: {total:.1f} s ({total / args.runs * 1000:.0f} ms per run)")
