@@ -6,7 +6,7 @@ organizer re-scoring by hand would:
 
 1. 300 runs x ``--images`` images with one default worker, then again after a second default worker
    joined (same concurrency each). Printed next to it, the baseline from the same run: the validation
-   and metric code on the same 300 runs, one after the other in this process. "Outside" is the share
+   and metric code on the same 300 runs, one after the other in a fresh process. "Outside" is the share
    of the cluster's capacity (wall-clock x usable slots, slots capped at this machine's cores) not
    spent in that code: Airflow's scheduling, task start-up, XCom, S3 traffic, waiting;
 2. one task with ``--large-runs`` (5,000) small runs: more than Airflow's ``max_map_length`` (1,024),
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._bench_campaign import TASK, in_process_seconds, make_data, stage, write_campaign  # noqa: E402
+from benchmarks._bench_campaign import TASK, baseline_seconds, make_data, stage, write_campaign  # noqa: E402
 
 
 def score_through_the_cluster(cluster, reason: str, timeout: float) -> tuple[float, list[dict]]:
@@ -77,11 +77,11 @@ def main() -> int:
     from devtools.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 
     work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
-    write_campaign(work, "Cluster scoring benchmark")
-    campaign = load_campaign(work / "campaigns" / "bench.yaml")
+    campaign_file = write_campaign(work, "Cluster scoring benchmark")
+    campaign = load_campaign(campaign_file)
     gold, manual, runs = make_data(args.images, args.runs)
-    validating, scoring = in_process_seconds(campaign.task(TASK), gold, manual, runs, work)
-    print(f"baseline: {args.runs} runs x {args.images} images in this process: validation {validating:.1f} s + metrics {scoring:.1f} s = {validating + scoring:.1f} s", flush=True)
+    validating, scoring = baseline_seconds(campaign_file, gold, manual, runs, work)
+    print(f"baseline: {args.runs} runs x {args.images} images in a fresh process: validation {validating:.1f} s + metrics {scoring:.1f} s = {validating + scoring:.1f} s", flush=True)
 
     extra_env = {"CLEF_SCORING_MAX_INSTANCES": str(args.max_instances)} if args.max_instances else {}
     with LocalCluster(campaigns_dir=work / "campaigns", workdir=work / "cluster", default_workers=1, default_concurrency=args.concurrency,
