@@ -36,7 +36,7 @@ chromium:
 	bash scripts/install_chromium.sh
 
 test: $(STAMP) $(WORDNET) chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 # The distributed engine for real (devtools/cluster.py): about ten minutes; also part of `make test`.
 cluster-test: $(STAMP) $(WORDNET) chromium

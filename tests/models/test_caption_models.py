@@ -37,8 +37,11 @@ def test_bertscore_equals_bert_score_with_idf(tmp_path, model_dir):
     result = score_run("caption-text-csv", ["caption_bertscore"], run, gold, {"model_dir": str(model_dir)})["caption_bertscore"]
     candidates = [preprocess_caption(c) for c in PREDICTED]
     references = [preprocess_caption(c) for c in GOLD]
+    # nthreads=0: bert-score counts idf in this process. Its default forks a multiprocessing Pool from
+    # the pytest process, which by now runs many threads (servers on loopback, the tokenizers' pool):
+    # a forked child can inherit a held lock and wait forever (the whole suite once hung here in CI).
     _, _, expected = bert_score.score(candidates, references, model_type=str(model_dir / catalog.BERTSCORE.name),
-                                      num_layers=6, idf=True, use_fast_tokenizer=True)
+                                      num_layers=6, idf=True, use_fast_tokenizer=True, nthreads=0)
     expected = expected.double().numpy()
     expected[3] = 1.0  # both empty
     assert np.allclose(result.per_item.to_numpy(), expected, atol=1e-6, rtol=0)
