@@ -6,7 +6,7 @@ organizer re-scoring by hand would:
 
 1. 300 runs x ``--images`` images with one default worker, then again after a second default worker
    joined (same concurrency each). Printed next to it, the baseline from the same run: the validation
-   and metric code on the same 300 runs, one after the other in this process. "Outside" is the share
+   and metric code on the same 300 runs, one after the other in a fresh process. "Outside" is the share
    of the cluster's capacity (wall-clock x usable slots, slots capped at this machine's cores) not
    spent in that code: Airflow's scheduling, task start-up, XCom, S3 traffic, waiting;
 2. one task with ``--large-runs`` (5,000) small runs: more than Airflow's ``max_map_length`` (1,024),
@@ -18,80 +18,15 @@ organizer re-scoring by hand would:
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import os
-import random
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-TASK = "caption-concept-detection"
-CAMPAIGN_YAML = """id: bench
-name: Cluster scoring benchmark
-lab: a benchmark
-timezone: UTC
-organizers: [{name: Chair, email: chair@example.org}]
-contact_email: chair@example.org
-schedule:
-  registration_opens: 2025-01-01
-  dev_data_release: 2025-01-02
-  test_data_release: 2025-01-03
-  registration_closes: 2025-01-04
-  run_deadline: 2025-01-05
-  results_release: 2025-01-06
-  working_notes_deadline: 2025-01-07
-  notification: 2025-01-08
-  camera_ready: 2025-01-09
-  conference_start: 2025-01-10
-  conference_end: 2025-01-11
-tasks:
-  - {id: caption-concept-detection, title: Concepts, run_format: caption-concepts-csv, metrics: [concept_f1, concept_f1_manual], runs_allowed: 10}
-"""
-MANUAL = ["C0002978", "C0040405", "C0024485", "C0032743", "C0041618", "C1306645", "C1140618", "C0037949", "C0030797", "C0023216"]
-
-
-def concepts_csv(rows: dict[str, list[str]]) -> bytes:
-    return ("\n".join(["ID,CUIs"] + [f"{image},{';'.join(cuis)}" for image, cuis in rows.items()]) + "\n").encode()
-
-
-def make_data(images: int, runs: int, seed: int = 7) -> tuple[bytes, bytes, list[bytes]]:
-    rng = random.Random(seed)
-    vocabulary = MANUAL + [f"C{rng.randrange(10**6, 10**7):07d}" for _ in range(400)]
-    gold = {f"ImageCLEFmedical_Caption_2025_test_{i:06d}": rng.sample(vocabulary, rng.randint(1, 6)) for i in range(images)}
-    manual = {image: [c for c in cuis if c in MANUAL] for image, cuis in gold.items()}
-    run_files = []
-    for _ in range(runs):
-        quality = rng.random()
-        predicted = {image: list(dict.fromkeys([c for c in cuis if rng.random() < quality] + rng.sample(vocabulary, rng.randint(0, 3)))) for image, cuis in gold.items()}
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("submission.csv", concepts_csv(predicted))
-        run_files.append(buffer.getvalue())
-    return concepts_csv(gold), concepts_csv(manual), run_files
-
-
-def stage(ctx, gold: bytes, manual: bytes, runs: list[bytes]) -> None:
-    """Gold and a collection manifest as run_collection leaves them (the collection itself is not timed)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from include.campaign.store import dump_json
-
-    ctx.store.put_bytes(ctx.layout.gold(TASK) + "concepts.csv", gold)
-    ctx.store.put_bytes(ctx.layout.gold(TASK) + "concepts_manual.csv", manual)
-    entries = []
-    for index, data in enumerate(runs):
-        team, run = f"team-{index // 10:04d}", f"run-{index % 10 + 1:02d}"
-        entries.append({"team": team, "run": run, "key": ctx.layout.collected(TASK) + f"{team}/{run}", "size": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(), "uploaded_at": "2025-01-05T00:00:00+00:00", "source_version": None})
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda pair: ctx.store.put_bytes(pair[0]["key"], pair[1]), zip(entries, runs)))
-    ctx.store.put_bytes(ctx.layout.collection_manifest(TASK), dump_json({"task": TASK, "deadline": "2025-01-05T23:59:59+00:00", "collected": entries,
-                                                                          "late": [], "refused": [], "dropped_over_limit": []}))
+from benchmarks._bench_campaign import TASK, baseline_seconds, make_data, stage, write_campaign  # noqa: E402
 
 
 def score_through_the_cluster(cluster, reason: str, timeout: float) -> tuple[float, list[dict]]:
@@ -114,27 +49,6 @@ def score_through_the_cluster(cluster, reason: str, timeout: float) -> tuple[flo
     if state != "success":
         raise RuntimeError(f"bench_scoring ended {state}; logs in {cluster.workdir / 'logs'}")
     return seconds, api.task_instances("bench_scoring", run_id)
-
-
-def in_process_seconds(task, gold: bytes, manual: bytes, runs: list[bytes], work: Path) -> tuple[float, float]:
-    """The baseline: validation and metric code on the same runs, one after the other in this process."""
-    from include.campaign.validation import validate_run
-    from include.metrics import score_run
-
-    gold_dir = work / "gold"
-    gold_dir.mkdir(exist_ok=True)
-    (gold_dir / "concepts.csv").write_bytes(gold)
-    (gold_dir / "concepts_manual.csv").write_bytes(manual)
-    validating = scoring = 0.0
-    for index, data in enumerate(runs):
-        path = work / f"run-{index}.zip"
-        path.write_bytes(data)
-        t0 = time.perf_counter()
-        outcome = validate_run(task.run_format, path, gold_dir)
-        t1 = time.perf_counter()
-        score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold)
-        validating, scoring = validating + t1 - t0, scoring + time.perf_counter() - t1
-    return validating, scoring
 
 
 def report_line(label: str, seconds: float, slots: int, work_seconds: float, instances: int) -> str:
@@ -163,12 +77,11 @@ def main() -> int:
     from devtools.devstack import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
 
     work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
-    (work / "campaigns").mkdir()
-    (work / "campaigns" / "bench.yaml").write_text(CAMPAIGN_YAML)
-    campaign = load_campaign(work / "campaigns" / "bench.yaml")
+    campaign_file = write_campaign(work, "Cluster scoring benchmark")
+    campaign = load_campaign(campaign_file)
     gold, manual, runs = make_data(args.images, args.runs)
-    validating, scoring = in_process_seconds(campaign.task(TASK), gold, manual, runs, work)
-    print(f"baseline: {args.runs} runs x {args.images} images in this process: validation {validating:.1f} s + metrics {scoring:.1f} s = {validating + scoring:.1f} s", flush=True)
+    validating, scoring = baseline_seconds(campaign_file, gold, manual, runs, work)
+    print(f"baseline: {args.runs} runs x {args.images} images in a fresh process: validation {validating:.1f} s + metrics {scoring:.1f} s = {validating + scoring:.1f} s", flush=True)
 
     extra_env = {"CLEF_SCORING_MAX_INSTANCES": str(args.max_instances)} if args.max_instances else {}
     with LocalCluster(campaigns_dir=work / "campaigns", workdir=work / "cluster", default_workers=1, default_concurrency=args.concurrency,

@@ -1,12 +1,16 @@
 """Score 300 runs of a 2,000-image concept-detection task through the scoring DAG with ``dag.test()``.
 
-Prints the DAG run's total time and splits it, measured side by side in this process, into the
-validation code, the metric code, and the rest (Airflow's task running and XCom, and object-store
-traffic): the share spent outside the metric code is what the pipeline costs on top of scoring.
+Prints the DAG run's total time and splits it, measured side by side in a fresh process (which pays
+the validator's one-time imports as the DAG run's first validation does), into the validation code,
+the metric code, and the rest (Airflow's task running and XCom, and object-store traffic): the share
+spent outside the metric code is what the pipeline costs on top of scoring.
 It also counts the S3 requests the DAG run made (every botocore API call in this process, by
 operation), per scored run, and times the validation and metric code inside the DAG run itself
 (``validate_run`` and ``score_run`` wrapped while it runs): that share is measured under the same
 load as the run, where the side-by-side re-run afterwards may meet another load on a shared machine.
+On a loaded machine wall-clock shares move with the load; the CPU-time line does not: the process's
+CPU time during the DAG run (every thread, the in-process moto S3 server's included, so S3 traffic
+counts on both sides of it) against the thread CPU time of the wrapped validation and metric calls.
 
     python benchmarks/scoring_dag.py [--runs 300] [--images 2000]
 
@@ -16,64 +20,17 @@ temporary AIRFLOW_HOME, the project's scoring DAG.
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-TASK = "caption-concept-detection"
-CAMPAIGN_YAML = """id: bench
-name: Scoring benchmark
-lab: a benchmark
-timezone: UTC
-organizers: [{name: Chair, email: chair@example.org}]
-contact_email: chair@example.org
-schedule:
-  registration_opens: 2025-01-01
-  dev_data_release: 2025-01-02
-  test_data_release: 2025-01-03
-  registration_closes: 2025-01-04
-  run_deadline: 2025-01-05
-  results_release: 2025-01-06
-  working_notes_deadline: 2025-01-07
-  notification: 2025-01-08
-  camera_ready: 2025-01-09
-  conference_start: 2025-01-10
-  conference_end: 2025-01-11
-tasks:
-  - {id: caption-concept-detection, title: Concepts, run_format: caption-concepts-csv, metrics: [concept_f1, concept_f1_manual], runs_allowed: 10}
-"""
-MANUAL = ["C0002978", "C0040405", "C0024485", "C0032743", "C0041618", "C1306645", "C1140618", "C0037949", "C0030797", "C0023216"]
-
-
-def concepts_csv(rows: dict[str, list[str]], header: bool = True) -> bytes:
-    lines = (["ID,CUIs"] if header else []) + [f"{image},{';'.join(cuis)}" for image, cuis in rows.items()]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def make_data(images: int, runs: int, seed: int = 7):
-    rng = random.Random(seed)
-    vocabulary = MANUAL + [f"C{rng.randrange(10**6, 10**7):07d}" for _ in range(400)]
-    gold = {f"ImageCLEFmedical_Caption_2025_test_{i:06d}": rng.sample(vocabulary, rng.randint(1, 6)) for i in range(images)}
-    manual = {image: [c for c in cuis if c in MANUAL] for image, cuis in gold.items()}
-    run_files = []
-    for r in range(runs):
-        quality = rng.random()
-        predicted = {image: [c for c in cuis if rng.random() < quality] + rng.sample(vocabulary, rng.randint(0, 3)) for image, cuis in gold.items()}
-        predicted = {image: list(dict.fromkeys(cuis)) for image, cuis in predicted.items()}
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("submission.csv", concepts_csv(predicted))
-        run_files.append(buffer.getvalue())
-    return concepts_csv(gold), concepts_csv(manual), run_files
+from benchmarks._bench_campaign import TASK, baseline_seconds, make_data, stage, write_campaign  # noqa: E402
 
 
 def count_s3_calls() -> Counter:
@@ -92,20 +49,21 @@ def count_s3_calls() -> Counter:
 
 
 def time_inside_the_run() -> dict[str, float]:
-    """Seconds spent in ``validate_run`` and ``score_run`` from now on, whoever calls them (scoring
+    """Seconds (wall-clock, and CPU of the calling thread) spent in ``validate_run`` and ``score_run`` from now on, whoever calls them (scoring
     imports both from their packages when it validates and scores, so the wrappers are what it calls)."""
     import include.campaign.validation as validation
     import include.metrics as metrics
 
-    spent = {"validation": 0.0, "metrics": 0.0}
+    spent = {"validation": 0.0, "metrics": 0.0, "validation_cpu": 0.0, "metrics_cpu": 0.0}
 
     def timed(function, name):
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 spent[name] += time.perf_counter() - started
+                spent[f"{name}_cpu"] += time.thread_time() - cpu
         return wrapper
 
     validation.validate_run = timed(validation.validate_run, "validation")
@@ -120,8 +78,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
-    (work / "campaigns").mkdir()
-    (work / "campaigns" / "bench.yaml").write_text(CAMPAIGN_YAML)
+    campaign_file = write_campaign(work, "Scoring benchmark")
     from devtools.devstack import s3_connection_json, smtp_connection_json, start_s3_server
 
     server, endpoint = start_s3_server()
@@ -129,68 +86,40 @@ def main() -> int:
         "AIRFLOW_HOME": str(work / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow.db'}", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
         "AIRFLOW_CONN_CLEF_S3": s3_connection_json(endpoint), "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection_json("127.0.0.1", 9),
-        "CLEF_BUCKET": "scoring-bench", "CLEF_CAMPAIGNS_DIR": str(work / "campaigns"), "PYTHONPATH": str(ROOT),
+        "CLEF_BUCKET": "scoring-bench", "CLEF_CAMPAIGNS_DIR": str(campaign_file.parent), "PYTHONPATH": str(ROOT),
     })
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True, capture_output=True)
 
     from include.campaign.config import load_campaign
     from include.campaign.context import CampaignContext
     from include.campaign.mail import SmtpSettings
-    from include.campaign.store import ObjectStore, S3Settings, dump_json
+    from include.campaign.store import ObjectStore, S3Settings
 
-    ctx = CampaignContext(load_campaign(work / "campaigns" / "bench.yaml"), ObjectStore(S3Settings.from_env()), SmtpSettings(host="127.0.0.1", port=9))
+    ctx = CampaignContext(load_campaign(campaign_file), ObjectStore(S3Settings.from_env()), SmtpSettings(host="127.0.0.1", port=9))
     ctx.store.ensure_bucket()
     gold, manual, runs = make_data(args.images, args.runs)
-    ctx.store.put_bytes(ctx.layout.gold(TASK) + "concepts.csv", gold)
-    ctx.store.put_bytes(ctx.layout.gold(TASK) + "concepts_manual.csv", manual)
-    collected = []
-    for index, data in enumerate(runs):
-        team, run = f"team-{index // 10:03d}", f"run-{index % 10 + 1:02d}"
-        key = ctx.layout.collected(TASK) + f"{team}/{run}"
-        ctx.store.put_bytes(key, data)
-        import hashlib
-
-        collected.append({"team": team, "run": run, "key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "uploaded_at": "2025-01-05T00:00:00+00:00", "source_version": None})
-    ctx.store.put_bytes(ctx.layout.collection_manifest(TASK), dump_json({"task": TASK, "deadline": "2025-01-05T23:59:59+00:00", "collected": collected, "late": [], "refused": [], "dropped_over_limit": []}))
+    stage(ctx, gold, manual, runs)
 
     from devtools.dag_driver import DagDriver
 
-    driver = DagDriver(work / "campaigns")
+    driver = DagDriver(campaign_file.parent)
     s3_calls = count_s3_calls()
     inside = time_inside_the_run()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = driver.run("bench_scoring", conf={"task": TASK, "teams": [], "runs": [], "reason": "benchmark"})
-    total = time.perf_counter() - started
+    total, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     calls, inside = dict(s3_calls), dict(inside)  # the re-run below adds to neither
     if not result.ok:
         print(f"scoring DAG run failed: {result.failed_tasks()}")
         return 1
 
-    # The same validation and metric code, timed directly in this process, run by run.
-    from include.campaign.validation import validate_run
-    from include.metrics import score_run
-
-    gold_dir = work / "gold"
-    gold_dir.mkdir()
-    (gold_dir / "concepts.csv").write_bytes(gold)
-    (gold_dir / "concepts_manual.csv").write_bytes(manual)
-    validate_seconds = metric_seconds = 0.0
-    task = ctx.campaign.task(TASK)
-    for index, data in enumerate(runs):
-        path = work / f"run-{index}.zip"
-        path.write_bytes(data)
-        t0 = time.perf_counter()
-        outcome = validate_run(task.run_format, path, gold_dir)
-        t1 = time.perf_counter()
-        score_run(task.run_format, list(task.metrics), outcome.run, outcome.gold)
-        t2 = time.perf_counter()
-        validate_seconds += t1 - t0
-        metric_seconds += t2 - t1
+    # The same validation and metric code, timed directly in a fresh process, run by run.
+    validate_seconds, metric_seconds = baseline_seconds(campaign_file, gold, manual, runs, work)
     server.stop()
     outside_metric = total - metric_seconds
     print(f"scoring DAG, {args.runs} runs x {args.images} images, one dag.test() run: {total:.1f} s ({total / args.runs * 1000:.0f} ms per run)")
-    print(f"  metric code (score_run, same runs, this process):     {metric_seconds:7.1f} s  {metric_seconds / total:6.1%}")
-    print(f"  validation code (validate_run, this process):         {validate_seconds:7.1f} s  {validate_seconds / total:6.1%}")
+    print(f"  metric code (score_run, same runs, fresh process):    {metric_seconds:7.1f} s  {metric_seconds / total:6.1%}")
+    print(f"  validation code (validate_run, fresh process):        {validate_seconds:7.1f} s  {validate_seconds / total:6.1%}")
     print(f"  the rest: Airflow task running, XCom, S3 traffic:     {total - metric_seconds - validate_seconds:7.1f} s  {(total - metric_seconds - validate_seconds) / total:6.1%}")
     print(f"  share outside the metric code:                         {outside_metric:7.1f} s  {outside_metric / total:6.1%}")
     print(f"  share outside the validation and metric code:          {total - metric_seconds - validate_seconds:7.1f} s  "
@@ -198,6 +127,9 @@ def main() -> int:
     in_run = inside["validation"] + inside["metrics"]
     print(f"  timed inside the DAG run: validation {inside['validation']:.1f} s, metrics {inside['metrics']:.1f} s; "
           f"share outside them: {total - in_run:.1f} s  {(total - in_run) / total:.1%}")
+    in_run_cpu = inside["validation_cpu"] + inside["metrics_cpu"]
+    print(f"  CPU time of the DAG run (all threads): {total_cpu:.1f} s; inside it validation {inside['validation_cpu']:.1f} s, "
+          f"metrics {inside['metrics_cpu']:.1f} s; share outside them: {total_cpu - in_run_cpu:.1f} s  {(total_cpu - in_run_cpu) / total_cpu:.1%}")
     print(f"S3 requests during the DAG run: {sum(calls.values())} ({sum(calls.values()) / args.runs:.1f} per run); by operation:")
     for operation, count in sorted(calls.items(), key=lambda item: (-item[1], item[0])):
         print(f"  {operation:<28} {count:6d}  {count / args.runs:6.2f} per run")

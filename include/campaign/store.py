@@ -24,8 +24,9 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
@@ -276,6 +277,7 @@ class ObjectStore:
         self.client = client or settings.client()
         self._signing_clients: dict[str, Any] = {}
         self._pool = urllib3.PoolManager(maxsize=MAX_POOL_CONNECTIONS)  # scan()'s connections
+        self._threads: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool) of _side_by_side's requests
 
     def _fail(self, action: str, key: str, exc: BaseException) -> StoreError:
         where = self.settings.endpoint_url or "S3"
@@ -413,11 +415,37 @@ class ObjectStore:
         return self._side_by_side(read, keys)
 
     def _side_by_side(self, call: Callable[[Any], Any], items: list) -> list:
+        """``call`` on every item, at most PARALLEL_REQUESTS in flight for this caller; results in order.
+        Every call has ended when this returns or raises (the first error, in item order)."""
         if len(items) <= 1:
             return [call(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(items))) as pool:
-            futures = [pool.submit(call, item) for item in items]
-        return [future.result() for future in futures]  # every call has ended; the first error is raised
+        window = threading.BoundedSemaphore(PARALLEL_REQUESTS)
+
+        def bounded(item):
+            try:
+                return call(item)
+            finally:
+                window.release()
+
+        futures = []
+        try:
+            for item in items:
+                window.acquire()
+                try:
+                    futures.append(self._request_threads().submit(bounded, item))
+                except BaseException:
+                    window.release()
+                    raise
+        finally:
+            wait(futures)
+        return [future.result() for future in futures]
+
+    def _request_threads(self) -> ThreadPoolExecutor:
+        """The store's threads for side-by-side requests, started once per process, not once per call
+        (a batch of runs writes hundreds of small objects); a forked child starts its own."""
+        if self._threads is None or self._threads[0] != os.getpid():
+            self._threads = (os.getpid(), ThreadPoolExecutor(max_workers=MAX_POOL_CONNECTIONS, thread_name_prefix="s3-requests"))
+        return self._threads[1]
 
     def get_json_or_none(self, key: str) -> Any | None:
         """The object's JSON, or None when the key holds no object: one GET, no HEAD before it."""

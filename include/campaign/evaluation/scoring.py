@@ -255,10 +255,19 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
             columns[f"{name}:{component}"] = components[component]
     if not columns:
         return "item\n"
-    table = pd.concat({name: series.groupby(level=0).first() for name, series in columns.items()}, axis=1)
+    table = pd.concat({name: _one_value_per_item(series) for name, series in columns.items()}, axis=1)
     table.index = table.index.astype(str)
     table.index.name = "item"
     return table.sort_index().to_csv(lineterminator="\n")
+
+
+def _one_value_per_item(series):
+    """The series with one value per item (an item's first non-missing one); a series that has that
+    already is kept as it is (a group-by costs more than the rest of the table)."""
+    index = series.index
+    if index.is_unique and not index.hasnans:
+        return series
+    return series.groupby(level=0).first()
 
 
 def metric_specs(task: Task) -> list:
