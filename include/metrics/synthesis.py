@@ -200,12 +200,11 @@ def objectives(run: pd.DataFrame, gold, options) -> tuple[list[Objective], str |
     features = run_features(table, options)
     result = [Objective(f"prompt{a:04d}+prompt{b:04d}", features[numbers == a], features[numbers == b]) for a, b in pairs]
     try:
-        for objective, reference in zip(result, real_references(run, gold, [a for a, _ in pairs], options)):
-            objective.real = reference
+        references = real_references(run, gold, [a for a, _ in pairs], options)
     except InputMissing as reason:
-        for objective in result:
-            objective.real = None
         return result, str(reason)
+    for objective, reference in zip(result, references):
+        objective.real = reference
     return result, None
 
 
