@@ -36,8 +36,12 @@ def settings_from(environ: Mapping[str, str]) -> S3Settings:
 
 
 def ensure_campaign_bucket(environ: Mapping[str, str]) -> str:
-    """Make the bucket exist with versioning enabled; returns a one-line report."""
-    settings = settings_from(environ)
+    """Make the bucket of the environment's connection exist with versioning enabled; returns a one-line report."""
+    return ensure_versioned_bucket(settings_from(environ))
+
+
+def ensure_versioned_bucket(settings: S3Settings) -> str:
+    """Make the settings' bucket exist with versioning enabled, checked; returns a one-line report."""
     where = f"s3://{settings.bucket} at {settings.endpoint_url or 'AWS S3'}"
     try:
         store = ObjectStore(settings)

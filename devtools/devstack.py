@@ -198,10 +198,11 @@ def airflow_environment(airflow_home: Path, s3_json: str, smtp_json: str, bucket
 
 
 def create_bucket(endpoint_url: str, bucket: str) -> None:
-    from include.campaign.store import ObjectStore, S3Settings
+    """The demo's bucket, made ready as a deployment's airflow-init makes it (``deploy/ensure_bucket.py``)."""
+    from deploy.ensure_bucket import ensure_versioned_bucket
+    from include.campaign.store import S3Settings
 
-    settings = S3Settings(bucket=bucket, endpoint_url=endpoint_url, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY)
-    ObjectStore(settings).ensure_bucket(versioning=True)
+    ensure_versioned_bucket(S3Settings(bucket=bucket, endpoint_url=endpoint_url, access_key_id=DEMO_ACCESS_KEY, secret_access_key=DEMO_SECRET_KEY))
 
 
 def wait_for_password(airflow_home: Path, timeout: float = 180.0) -> str | None:

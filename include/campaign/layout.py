@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 SPLITS = ("dev", "test")
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]*$")
@@ -42,6 +43,16 @@ def segment(value: str) -> str:
     if not _SAFE_SEGMENT.match(text) or ".." in text:
         raise UnsafeKeyError(f"{text!r} cannot be part of an object key (letters, digits and ._@+=- only)")
     return text
+
+
+def relative_path(prefix: str, key: str, what: str) -> str:
+    """The part of ``key`` under ``prefix`` as a relative path that stays inside the local folder it is
+    joined to (nothing absolute, no ``..``); refuses others with :class:`UnsafeKeyError`, naming the
+    object as ``what`` ("gold object", say)."""
+    relative = PurePosixPath(key[len(prefix):])
+    if relative.is_absolute() or any(part in ("", ".", "..") for part in relative.parts):
+        raise UnsafeKeyError(f"{what} {key!r} has an unsafe name; rename it")
+    return str(relative)
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,11 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _is_missing(exc: ClientError) -> bool:
+    """Whether S3 answered that the key holds no object (GET says ``NoSuchKey``, HEAD just 404)."""
+    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
 def _http_status(exc: ClientError) -> int | None:
     return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
@@ -297,7 +302,7 @@ class ObjectStore:
             try:  # botocore has retried the request itself already
                 body = self.client.get_object(**kwargs)["Body"]
             except ClientError as exc:
-                error = ObjectMissing if _error_code(exc) in ("404", "NoSuchKey", "NotFound") else StoreError
+                error = ObjectMissing if _is_missing(exc) else StoreError
                 raise error(str(self._fail(action, key, exc))) from None
             except _S3_FAULTS as exc:
                 raise self._fail(action, key, exc) from None
@@ -451,7 +456,7 @@ class ObjectStore:
         try:
             answer = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 return None
             raise self._fail("inspect", key, exc) from None
         except _S3_FAULTS as exc:
@@ -525,25 +530,6 @@ class ObjectStore:
             return ElementTree.fromstring(answer.data)
         except ElementTree.ParseError:
             return None
-
-    def get_json_or_none(self, key: str) -> Any:
-        """The object's JSON, or None when there is no such object: one GET, not a HEAD and a GET."""
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise self._fail("read", key, exc) from None
-        except _S3_FAULTS as exc:
-            raise self._fail("read", key, exc) from None
-        body = answer["Body"]
-        try:
-            data = body.read()
-        except _STREAM_FAULTS:
-            data = self.get_bytes(key)  # the body broke off: read it again, with the store's retries
-        finally:
-            body.close()
-        return json.loads(data)
 
     def list_keys(self, prefix: str) -> list[str]:
         return [info.key for info in self.list_objects(prefix)]

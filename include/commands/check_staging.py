@@ -133,6 +133,7 @@ def _withheld_fix(ctx, task_id: str, split: str, reason: str) -> str:
 
 
 def _check_gold(ctx, task_id: str, report: SplitReport) -> None:
+    from include.campaign.layout import UnsafeKeyError, relative_path
     from include.campaign.validation.gold import GoldError, gold_entry, missing_gold_files
 
     task = ctx.campaign.task(task_id)
@@ -143,11 +144,19 @@ def _check_gold(ctx, task_id: str, report: SplitReport) -> None:
     report.problems += [f"{prefix}{name}: missing; {fix} (the {task.run_format} format, see docs/format-contract.md)" for name, fix in missing]
     if missing or not listing:
         return
+    unsafe = []
     with tempfile.TemporaryDirectory(prefix="check-gold-") as folder:
         for info in listing:
-            target = Path(folder) / info.key[len(prefix):]
+            try:
+                target = Path(folder) / relative_path(prefix, info.key, "gold object")
+            except UnsafeKeyError as error:
+                unsafe.append(str(error))
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             ctx.store.download(info.key, str(target))
+        report.problems += unsafe
+        if unsafe:
+            return
         try:
             gold_entry(task.run_format, folder)
         except GoldError as error:

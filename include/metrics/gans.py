@@ -24,20 +24,30 @@ def aligned_labels(run: pd.DataFrame, reference: pd.DataFrame, column: str) -> p
     return pd.DataFrame({"gold": gold, "predicted": predicted.reindex(gold.index)})
 
 
-def _detection_pairs(run, gold) -> pd.DataFrame | MetricResult:
-    if "labels" not in gold:
-        return MetricResult.missing("the gold folder has no labels table (labels.csv)")
-    pairs = aligned_labels(run, gold["labels"], "label")
+def _label_pairs(run, gold, table: str, file: str, column: str) -> pd.DataFrame | MetricResult:
+    """:func:`aligned_labels` of ``column`` in the run and the gold ``table``, or why there is nothing
+    to score (the gold folder has no such table, or it is empty)."""
+    if table not in gold:
+        return MetricResult.missing(f"the gold folder has no {table} table ({file})")
+    pairs = aligned_labels(run, gold[table], column)
     if pairs.empty:
-        return MetricResult.missing("the gold labels table is empty")
+        return MetricResult.missing(f"the gold {table} table is empty")
     return pairs
 
 
-def _complete(pairs: pd.DataFrame) -> MetricResult | None:
+def _detection_pairs(run, gold) -> pd.DataFrame | MetricResult:
+    return _label_pairs(run, gold, "labels", "labels.csv", "label")
+
+
+def _complete_detection_pairs(run, gold) -> pd.DataFrame | MetricResult:
+    """:func:`_detection_pairs`, refused unless the run labels every gold image (kappa and F1 need all)."""
+    pairs = _detection_pairs(run, gold)
+    if isinstance(pairs, MetricResult):
+        return pairs
     missing = pairs.index[pairs["predicted"].isna()]
     if len(missing):
         return MetricResult.missing(f"the run has no label for {len(missing)} gold image(s), first {missing[0]!r}")
-    return None
+    return pairs
 
 
 def _correctness(pairs: pd.DataFrame) -> pd.Series:
@@ -54,12 +64,9 @@ def confusion_cells(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def gans_kappa(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Cohen's kappa between predicted and gold labels."""
-    pairs = _detection_pairs(run, gold)
+    pairs = _complete_detection_pairs(run, gold)
     if isinstance(pairs, MetricResult):
         return pairs
-    incomplete = _complete(pairs)
-    if incomplete:
-        return incomplete
     from sklearn.metrics import cohen_kappa_score
 
     with warnings.catch_warnings():  # a one-label case is reported below, not as a warning
@@ -81,12 +88,9 @@ def gans_accuracy(run, gold, options: Mapping[str, Any]) -> MetricResult:
 
 def gans_f1(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Binary F1 of label 1."""
-    pairs = _detection_pairs(run, gold)
+    pairs = _complete_detection_pairs(run, gold)
     if isinstance(pairs, MetricResult):
         return pairs
-    incomplete = _complete(pairs)
-    if incomplete:
-        return incomplete
     gold_labels, predicted = pairs["gold"].astype(int), pairs["predicted"].astype(int)
     if not ((gold_labels == 1) | (predicted == 1)).any():
         return MetricResult.missing("F1 of label 1 is undefined: neither gold nor run has label 1")
@@ -98,11 +102,9 @@ def gans_f1(run, gold, options: Mapping[str, Any]) -> MetricResult:
 
 def attribution_accuracy(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Share of synthetic images attributed to their real training subset."""
-    if "subsets" not in gold:
-        return MetricResult.missing("the gold folder has no subsets table (subsets.csv)")
-    pairs = aligned_labels(run, gold["subsets"], "subset")
-    if pairs.empty:
-        return MetricResult.missing("the gold subsets table is empty")
+    pairs = _label_pairs(run, gold, "subsets", "subsets.csv", "subset")
+    if isinstance(pairs, MetricResult):
+        return pairs
     pairs["gold"] = pairs["gold"].astype(str).str.strip()
     pairs["predicted"] = pairs["predicted"].where(pairs["predicted"].isna(), pairs["predicted"].astype(str).str.strip())
     correct = _correctness(pairs)

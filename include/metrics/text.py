@@ -41,16 +41,23 @@ def aligned_texts(run: pd.DataFrame, reference: pd.DataFrame, *, key: str, run_t
                          "hypothesis": hypotheses.fillna("").astype(str)}, index=references.index)
 
 
-def _vqa_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
-    if "answers" not in gold:
-        return None
-    return aligned_texts(run, gold["answers"], key="index", run_text="answer", reference_text="answer")
+def _text_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame], table: str, file: str, **columns: str) -> pd.DataFrame | MetricResult:
+    """:func:`aligned_texts` of the run and the gold ``table``, or why there is nothing to score (the
+    gold folder has no such table, or it is empty)."""
+    if table not in gold:
+        return MetricResult.missing(f"the gold folder has no {table} table ({file})")
+    pairs = aligned_texts(run, gold[table], **columns)
+    if pairs.empty:
+        return MetricResult.missing(f"the gold {table} table is empty")
+    return pairs
 
 
-def _picto_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
-    if "references" not in gold:
-        return None
-    return aligned_texts(run, gold["references"], key="id", run_text="hyp", reference_text="ref")
+def _vqa_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame]) -> pd.DataFrame | MetricResult:
+    return _text_pairs(run, gold, "answers", "answers.json", key="index", run_text="answer", reference_text="answer")
+
+
+def _picto_pairs(run: pd.DataFrame, gold: Mapping[str, pd.DataFrame]) -> pd.DataFrame | MetricResult:
+    return _text_pairs(run, gold, "references", "references.json", key="id", run_text="hyp", reference_text="ref")
 
 
 def _result(per_item: np.ndarray | list[float], index: pd.Index, name: str, value: float | None = None) -> MetricResult:
@@ -63,10 +70,8 @@ def _result(per_item: np.ndarray | list[float], index: pd.Index, name: str, valu
 def vqa_bleu(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Corpus BLEU (0-1) of all answers; per question, sentence BLEU with sacrebleu's smoothing."""
     pairs = _vqa_pairs(run, gold)
-    if pairs is None:
-        return MetricResult.missing("the gold folder has no answers table (answers.json)")
-    if pairs.empty:
-        return MetricResult.missing("the gold answers table is empty")
+    if isinstance(pairs, MetricResult):
+        return pairs
     from include.metrics.bleu import bleu_statistics, corpus_bleu, sentence_bleus
 
     stats = bleu_statistics(list(pairs["hypothesis"]), list(pairs["reference"]), tokenize="13a")
@@ -76,10 +81,8 @@ def vqa_bleu(run, gold, options: Mapping[str, Any]) -> MetricResult:
 
 def _vqa_rouge(run, gold, rouge_type: str) -> MetricResult:
     pairs = _vqa_pairs(run, gold)
-    if pairs is None:
-        return MetricResult.missing("the gold folder has no answers table (answers.json)")
-    if pairs.empty:
-        return MetricResult.missing("the gold answers table is empty")
+    if isinstance(pairs, MetricResult):
+        return pairs
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer([rouge_type], use_stemmer=False)
@@ -102,8 +105,8 @@ def vqa_rougeL(run, gold, options: Mapping[str, Any]) -> MetricResult:
 def vqa_meteor(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Mean per-question METEOR on word-tokenized answers."""
     pairs = _vqa_pairs(run, gold)
-    if pairs is None:
-        return MetricResult.missing("the gold folder has no answers table (answers.json)")
+    if isinstance(pairs, MetricResult):
+        return pairs
     return _meteor(pairs, word_tokenize, options, scale=1.0)
 
 
@@ -112,10 +115,8 @@ def vqa_meteor(run, gold, options: Mapping[str, Any]) -> MetricResult:
 def picto_er(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Corpus WER over pictogram terms x 100; per sentence, its own WER x 100."""
     pairs = _picto_pairs(run, gold)
-    if pairs is None:
-        return MetricResult.missing("the gold folder has no references table (references.json)")
-    if pairs.empty:
-        return MetricResult.missing("the gold references table is empty")
+    if isinstance(pairs, MetricResult):
+        return pairs
     errors, reference_lengths = word_errors(list(pairs["reference"]), list(pairs["hypothesis"]))
     if reference_lengths.sum() == 0:
         return MetricResult.missing("every gold reference is empty: the error rate has no denominator")
@@ -145,10 +146,8 @@ def word_errors(references: list[str], hypotheses: list[str]) -> tuple[np.ndarra
 def picto_sacrebleu(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Corpus SacreBLEU (0-100) with sacrebleu's defaults; per sentence, sentence BLEU."""
     pairs = _picto_pairs(run, gold)
-    if pairs is None:
-        return MetricResult.missing("the gold folder has no references table (references.json)")
-    if pairs.empty:
-        return MetricResult.missing("the gold references table is empty")
+    if isinstance(pairs, MetricResult):
+        return pairs
     from include.metrics.bleu import bleu_statistics, corpus_bleu, sentence_bleus
 
     stats = bleu_statistics(list(pairs["hypothesis"]), list(pairs["reference"]),
@@ -159,8 +158,8 @@ def picto_sacrebleu(run, gold, options: Mapping[str, Any]) -> MetricResult:
 def picto_meteor(run, gold, options: Mapping[str, Any]) -> MetricResult:
     """Mean per-sentence METEOR x 100 on pictogram terms (NLTK word_tokenize tokens by default)."""
     pairs = _picto_pairs(run, gold)
-    if pairs is None:
-        return MetricResult.missing("the gold folder has no references table (references.json)")
+    if isinstance(pairs, MetricResult):
+        return pairs
     tokenizers = {"whitespace": str.split, "treebank": word_tokenize}
     choice = options["picto_meteor_tokenize"]
     if choice not in tokenizers:
@@ -243,8 +242,6 @@ def _sentence_splitter():
 
 def _meteor(pairs: pd.DataFrame, tokenize: Callable[[str], list[str]], options: Mapping[str, Any],
             *, scale: float) -> MetricResult:
-    if pairs.empty:
-        return MetricResult.missing("the gold table is empty")
     if not wordnet_available():
         return MetricResult.missing(WORDNET_MISSING)
     from nltk.translate.meteor_score import single_meteor_score

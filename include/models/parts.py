@@ -19,9 +19,10 @@ import os
 import shutil
 import tempfile
 import threading
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from include.campaign.layout import relative_path, segment
 from include.metrics.registry import DEFAULT_QUEUE, METRICS, MODELS_QUEUE
 
 CPU_PART, MODELS_PART = "cpu", "models"
@@ -94,15 +95,13 @@ def inputs_copy(ctx, task) -> Path | None:
 
 
 def _download_inputs(ctx, task, folder: str, prefix: str, listing, fingerprint: str) -> Path:
-    from include.campaign.layout import segment
-
     base = Path(tempfile.gettempdir()) / "clef-inputs" / segment(ctx.campaign.id) / segment(task.id) / fingerprint[:24]
     if (base / folder).is_dir():  # another process on this worker downloaded it already
         return base
     base.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="inputs-", dir=base.parent))
     for info in listing:
-        target = staging / folder / _relative(prefix, info.key)
+        target = staging / folder / relative_path(prefix, info.key, "staged input")
         target.parent.mkdir(parents=True, exist_ok=True)
         ctx.store.download(info.key, str(target))
     try:
@@ -110,13 +109,6 @@ def _download_inputs(ctx, task, folder: str, prefix: str, listing, fingerprint: 
     except OSError:  # a concurrent process won the race with the same content
         shutil.rmtree(staging, ignore_errors=True)
     return base
-
-
-def _relative(prefix: str, key: str) -> str:
-    relative = PurePosixPath(key[len(prefix):])
-    if relative.is_absolute() or any(part in ("", ".", "..") for part in relative.parts):
-        raise ValueError(f"staged input {key!r} has an unsafe name; rename it")
-    return str(relative)
 
 
 def model_part_objects(summary: Mapping[str, Any], evaluation, per_item_csv: Callable[[Mapping[str, Any]], str],

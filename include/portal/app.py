@@ -214,6 +214,25 @@ async def _posted(portal: Portal, request: Request, campaign_id: str, max_fields
     return form if isinstance(form, HTMLResponse) else Posted(ctx, form, team)
 
 
+class TeamRequest(NamedTuple):
+    """What a signed-in team's GET route works on once :func:`_team_request` let the request through."""
+
+    ctx: CampaignContext
+    team: dict[str, Any]
+
+
+def _team_request(portal: Portal, request: Request, campaign_id: str) -> TeamRequest | HTMLResponse:
+    """Every signed-in team's GET route's first steps: the campaign lookup, then the team's session.
+    Returns the campaign and team, or the page that refuses the request (not found, or sign in)."""
+    ctx = portal.context(campaign_id)
+    if ctx is None:
+        return _not_found(portal, request)
+    team = _signed_in(portal, request, ctx)
+    if team is None:
+        return _sign_in_needed(portal, request, ctx)
+    return TeamRequest(ctx, team)
+
+
 def _session_cookie(campaign_id: str) -> str:
     return f"clef_team_{campaign_id}"
 
@@ -379,12 +398,10 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.get("/c/{campaign_id}/team", response_class=HTMLResponse)
     def team_page(request: Request, campaign_id: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
-        team = _signed_in(portal, request, ctx)
-        if team is None:
-            return _sign_in_needed(portal, request, ctx)
+        signed_in = _team_request(portal, request, campaign_id)
+        if isinstance(signed_in, HTMLResponse):
+            return signed_in
+        ctx, team = signed_in
         view = pages.team_page(ctx, team, portal.settings.limits.files_listed)
         redirect = f"{str(request.base_url).rstrip('/')}/c/{ctx.campaign.id}/team"
         for item in view["tasks"]:
@@ -393,12 +410,10 @@ def _routes(app: FastAPI, portal: Portal) -> None:  # noqa: C901 - one place lis
 
     @app.get("/c/{campaign_id}/team/receipts/{task_id}/{run}/{version}", response_class=HTMLResponse)
     def receipt_page(request: Request, campaign_id: str, task_id: str, run: str, version: str):
-        ctx = portal.context(campaign_id)
-        if ctx is None:
-            return _not_found(portal, request)
-        team = _signed_in(portal, request, ctx)
-        if team is None:
-            return _sign_in_needed(portal, request, ctx)
+        signed_in = _team_request(portal, request, campaign_id)
+        if isinstance(signed_in, HTMLResponse):
+            return signed_in
+        ctx, team = signed_in
         if task_id not in team["tasks"] or run not in run_names(ctx.campaign.task(task_id).runs_allowed):
             return _not_found(portal, request)
         try:

@@ -9,7 +9,7 @@ import sys
 import boto3
 
 from deploy.ensure_bucket import main
-from devtools.devstack import s3_connection_json
+from devtools.devstack import create_bucket, s3_connection_json
 from tests.deploy.deployment_files import PROJECT_ROOT
 
 
@@ -37,6 +37,12 @@ def test_an_existing_bucket_gets_versioning_and_keeps_its_objects(s3_endpoint, b
     assert main(environ) == 0  # a restarted init changes nothing
     assert client.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
     assert client.get_object(Bucket=bucket_name, Key="imageclef2025/submissions/x/run.csv")["Body"].read() == b"a"
+
+
+def test_the_demo_makes_its_bucket_with_the_same_function(s3_endpoint, bucket_name):
+    create_bucket(s3_endpoint, bucket_name)
+    create_bucket(s3_endpoint, bucket_name)  # a second demo start on the same server changes nothing
+    assert s3_client(s3_endpoint).get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
 
 
 def test_a_missing_or_broken_connection_is_one_clear_line(capsys):

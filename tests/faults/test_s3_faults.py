@@ -99,6 +99,16 @@ def test_a_body_broken_off_midway_is_read_again(store, faulty_store, faults):
         faulty_store.get_bytes("lifecycle/big")
 
 
+def test_a_json_body_broken_off_is_read_again_within_the_bound(store, faulty_store, faults):
+    store.put_json("lifecycle/record.json", {"items": list(range(50_000))})
+    faults.misbehave("cut", times=1)
+    assert faulty_store.get_json_or_none("lifecycle/record.json") == {"items": list(range(50_000))}
+    faults.misbehave("cut")
+    with pytest.raises(StoreError, match="the connection broke while the object was being read"):
+        faulty_store.get_json_or_none("lifecycle/record.json")
+    assert faults.spoiled() == BOUNDS["max_attempts"]  # retried, and no more than the bound
+
+
 def test_an_unreachable_endpoint_fails_fast_with_the_reason(s3_settings):
     dead = ObjectStore(S3Settings(bucket=s3_settings.bucket, endpoint_url="http://127.0.0.1:9", access_key_id="k", secret_access_key="s", **BOUNDS))
     with Timer() as timer, pytest.raises(StoreError, match=r"cannot list s3://.* at http://127\.0\.0\.1:9: cannot connect, connection refused or host unreachable \(after 2 attempt\(s\)\)"):

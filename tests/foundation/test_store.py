@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from include.campaign.layout import Layout, UnsafeKeyError
+from include.campaign.layout import Layout, UnsafeKeyError, relative_path
 from include.campaign.store import ObjectStore, S3Settings, StoreError
 
 
@@ -67,6 +67,14 @@ def test_layout_refuses_keys_that_escape_their_prefix():
             layout.submissions("topicto", bad)
     with pytest.raises(UnsafeKeyError):
         layout.releases("topicto", "train")
+
+
+def test_a_key_under_a_prefix_becomes_a_local_path_only_if_it_stays_inside():
+    prefix = "imageclef2025/gold/topicto/test/"
+    assert relative_path(prefix, prefix + "images/a.png", "gold object") == "images/a.png"
+    for bad in ("../x.csv", "images/../../x.csv", "/etc/passwd"):
+        with pytest.raises(UnsafeKeyError, match="gold object .* has an unsafe name"):
+            relative_path(prefix, prefix + bad, "gold object")
 
 
 def test_settings_from_an_airflow_connection_json():

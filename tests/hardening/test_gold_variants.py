@@ -56,3 +56,15 @@ def test_the_normalised_digest_does_not_depend_on_chunk_boundaries(chunk):
     assert {name: digest(data) for name, data in VARIANTS.items()} == {name: expected for name in VARIANTS}
     assert digest(PNG) is None  # binary: never compared as text
     assert digest(b"") is None
+
+
+def test_a_gold_object_whose_name_leaves_the_gold_folder_is_refused(ctx, store):
+    from include.campaign.evaluation.gold import gold_copy
+    from include.campaign.evaluation.records import ScoringError
+
+    prefix = ctx.layout.gold("beta", "test")
+    store.put_bytes(prefix + "labels.csv", GOLD.encode())
+    store.put_bytes(prefix + "../../escape.csv", GOLD.encode())
+
+    with pytest.raises(ScoringError, match=r"gold object '.*/test/\.\./\.\./escape\.csv' has an unsafe name; rename it"):
+        gold_copy(ctx, "beta")

@@ -63,3 +63,15 @@ def test_attribution_accuracy_counts_right_subsets():
     result = score_run("gans-attribution-csv", ["attribution_accuracy"], run, gold)["attribution_accuracy"]
     assert abs(result.value - np.sum(subsets[:-10] == guesses[:-10]) / 300) < 1e-9
     assert result.per_item.index.tolist() == ids
+
+
+@pytest.mark.parametrize(("run_format", "metrics", "table", "file", "column"), [
+    ("gans-detection-csv", ["gans_kappa", "gans_accuracy", "gans_f1"], "labels", "labels.csv", "label"),
+    ("gans-attribution-csv", ["attribution_accuracy"], "subsets", "subsets.csv", "subset"),
+])
+def test_every_gans_metric_names_a_missing_or_empty_gold_table(run_format, metrics, table, file, column):
+    run = pd.DataFrame({"id": ["gen_0001.png"], column: ["1"]})
+    for gold, reason in (({}, f"not computed: the gold folder has no {table} table ({file})"),
+                         ({table: pd.DataFrame({"id": [], column: []})}, f"not computed: the gold {table} table is empty")):
+        results = score_run(run_format, metrics, run, gold)
+        assert {name: (result.value, result.not_computed) for name, result in results.items()} == {name: (None, reason) for name in metrics}

@@ -137,3 +137,16 @@ def test_fast_tokenizer_path_agrees_with_nltk_on_random_text():
         assert word_tokenize(text) == expected, text
         plain_split_cases += text.split() == expected
     assert plain_split_cases > 80  # both paths are exercised
+
+
+@pytest.mark.parametrize(("run_format", "metrics", "table", "file", "run", "empty"), [
+    ("vqa-gi-answers-json", ["vqa_bleu", "vqa_rouge1", "vqa_rouge2", "vqa_rougeL", "vqa_meteor"], "answers", "answers.json",
+     pd.DataFrame({"index": ["q1"], "answer": ["one polyp"]}), pd.DataFrame({"index": [], "answer": []})),
+    ("topicto-json", ["picto_er", "picto_sacrebleu", "picto_meteor"], "references", "references.json",
+     pd.DataFrame({"id": ["s1"], "hyp": ["je manger"]}), pd.DataFrame({"id": [], "ref": []})),
+])
+def test_every_text_metric_names_a_missing_or_empty_gold_table(run_format, metrics, table, file, run, empty):
+    for gold, reason in (({}, f"not computed: the gold folder has no {table} table ({file})"),
+                         ({table: empty}, f"not computed: the gold {table} table is empty")):
+        results = score_run(run_format, metrics, run, gold)
+        assert {name: (result.value, result.not_computed) for name, result in results.items()} == {name: (None, reason) for name in metrics}

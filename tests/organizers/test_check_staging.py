@@ -113,3 +113,13 @@ def test_usage_errors_exit_2(campaign_file, store, capsys, tmp_path, arguments):
         broken = tmp_path / "broken.yaml"
         broken.write_text("id: [\n")
         assert main(["check-staging", str(broken), "--endpoint", store.settings.endpoint_url]) == 2
+
+
+def test_a_gold_object_whose_name_leaves_the_folder_is_refused_by_name(campaign_file, store, capsys, tmp_path):
+    stage_good(store)
+    prefix = f"{CAMPAIGN}/gold/bird-tags/test/"
+    store.put_bytes(prefix + "../../../../../escape.csv", TAG_GOLD)  # joined to a temporary folder, it would land outside it
+    code, out = check(campaign_file, store, capsys)
+    assert code == 1
+    assert f"gold object '{prefix}../../../../../escape.csv' has an unsafe name; rename it" in out
+    assert "bird-quiz/test: OK" in out

@@ -13,10 +13,10 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from include.campaign.evaluation.records import ScoringError, version_record
-from include.campaign.layout import segment
+from include.campaign.layout import UnsafeKeyError, relative_path, segment
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,10 @@ def _ensure_dir(path: Path) -> Path:
 
 
 def _relative_gold_path(prefix: str, key: str) -> str:
-    relative = PurePosixPath(key[len(prefix):])
-    if relative.is_absolute() or any(part in ("", ".", "..") for part in relative.parts):
-        raise ScoringError(f"gold object {key!r} has an unsafe name; rename it")
-    return str(relative)
+    try:
+        return relative_path(prefix, key, "gold object")
+    except UnsafeKeyError as problem:
+        raise ScoringError(str(problem)) from None
 
 
 def file_sha256(path: Path) -> str:
