@@ -5,7 +5,7 @@
 #
 # Two targets: `default` (the last stage, what `docker build .` makes: scheduler, API server, default
 # workers; no torch) and `models` (the same plus requirements-models.txt: torch CPU build, transformers,
-# bert-score, bleurt-pytorch, open_clip for BiomedCLIP, MedCAT), which compose's airflow-worker-models runs.
+# bert-score, bleurt-pytorch, open_clip for image-text models in its layout, MedCAT), which compose's airflow-worker-models runs.
 # Neither installs requirements-dev.txt (tests, demo), and the dev wing devtools/ never enters the image
 # (.dockerignore; tests/dev_wing/test_dev_wing.py checks both).
 FROM apache/airflow:3.3.2-python3.11 AS base
@@ -26,7 +26,7 @@ COPY --chown=airflow:0 . /opt/airflow/
 ENV PYTHONPATH=/opt/airflow
 
 # The models worker: PyTorch's CPU wheels (TORCH_INDEX=https://download.pytorch.org/whl/cu126 for a GPU
-# host) with the torchvision built for them, then open_clip (BiomedCLIP) and the rest of
+# host) with the torchvision built for them, then open_clip (image-text models saved in its layout) and the rest of
 # requirements-models.txt. Weights are never in the image: mount them at CLEF_MODEL_DIR
 # (`python -m include.cli models CAMPAIGN` lists what to fetch).
 FROM base AS models

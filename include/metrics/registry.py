@@ -83,6 +83,8 @@ MASK_OPTIONS = {"magic_empty_mask_score": 1.0}
 CLOSED_VQA_OPTIONS = {"closed_vqa_average": "items"}
 NDCG_OPTIONS = {"ndcg_gain": "linear", "ndcg_average_over": "judged_arguments", "ndcg_annotators": "complete_pairs"}
 MODEL_OPTIONS = {"model_dir": None}
+# published: the objectives the organizers' scoring loop pairs (the first half of the prompts); all: every prompt
+SYNTHESIS_OPTIONS = {**MODEL_OPTIONS, "objective_pairs": "published"}
 # Corpus-level metrics: no per-item form; significance resamples their items' components with this rule.
 CORPUS_STATISTICS = {
     "gans_kappa": "kappa", "gans_f1": "f1", "magic_jaccard": "ratio", "magic_dice": "ratio", "picto_er": "ratio",
@@ -109,9 +111,10 @@ def _spec(name, formats, *, higher=True, value_range=(0.0, 1.0), model=None, gpu
     )
 
 
-def _model_spec(name, formats, model, description, *, unit, family, value_range=(0.0, 1.0)) -> MetricSpec:
+def _model_spec(name, formats, model, description, *, unit, family, value_range=(0.0, 1.0),
+                options=MODEL_OPTIONS) -> MetricSpec:
     return _spec(name, formats, model=model, gpu=True, unit=unit, value_range=value_range,
-                 description=description, compute=f"{family}:{name}", options=MODEL_OPTIONS)
+                 description=description, compute=f"{family}:{name}", options=options)
 
 
 _BERTSCORE_MODEL = _models.BERTSCORE.name
@@ -174,16 +177,19 @@ _ALL_SPECS = [
           description="Mean per-question ROUGE-2 F (rouge-score, no stemming)."),
     _spec("vqa_rougeL", "vqa-gi-answers-json", unit="question", compute="text:vqa_rougeL",
           description="Mean per-question ROUGE-L F (rouge-score, no stemming)."),
-    # MEDVQA-GI synthesis (all on BiomedCLIP features).
-    _model_spec("synthesis_fidelity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="prompt",
-                description="Mean over prompts of 1000 / (1 + mean FID of sets A and B vs the real images).", value_range=(0.0, 1000.0)),
-    _model_spec("synthesis_agreement", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="prompt",
-                description="Mean cosine similarity between the prompt's two image sets A and B."),
-    _model_spec("synthesis_diversity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="prompt",
-                description="Mean pairwise feature distance within each image set of a prompt."),
+    # MEDVQA-GI synthesis (all on BiomedCLIP features; an objective is a pair of prompts, sets A and B).
+    _model_spec("synthesis_fidelity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="objective",
+                options=SYNTHESIS_OPTIONS, value_range=(0.0, 1000.0),
+                description="Mean over objectives of 1000 / (1 + mean FID of sets A and B vs the objective's real images)."),
+    _model_spec("synthesis_agreement", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="objective",
+                options=SYNTHESIS_OPTIONS, value_range=(-1.0, 1.0),
+                description="Mean cosine similarity between an objective's two image sets A and B."),
+    _model_spec("synthesis_diversity", "vqa-gi-images-zip", _BIOMEDCLIP_MODEL, family="synthesis", unit="objective",
+                options=SYNTHESIS_OPTIONS, value_range=(0.0, 2.0),
+                description="Mean pairwise distance of L2-normalised features within each image set."),
     _spec("synthesis_fbd", "vqa-gi-images-zip", higher=False, value_range=(0.0, float("inf")),
-          model=_BIOMEDCLIP_MODEL, gpu=True, unit="prompt", compute="synthesis:synthesis_fbd",
-          options=MODEL_OPTIONS, description="Frechet distance on BiomedCLIP features (lower is better)."),
+          model=_BIOMEDCLIP_MODEL, gpu=True, unit="objective", compute="synthesis:synthesis_fbd", options=SYNTHESIS_OPTIONS,
+          description="Frechet distance of all generated images vs the objectives' real images on BiomedCLIP features (lower is better)."),
     # MAGIC segmentation and closed VQA.
     _spec("magic_jaccard", "magic-masks-zip", unit="image", compute="magic:magic_jaccard",
           options=MASK_OPTIONS, description="Jaccard pooled over all pixels vs the majority-vote mask."),

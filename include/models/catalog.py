@@ -38,8 +38,10 @@ BERTSCORE = _hub("microsoft/deberta-xlarge-mnli", "bert-score (transformers)",
                  "BERTScore F1 of captions (layer 40, idf from the gold captions)")
 MEDIMAGEINSIGHT = _hub("lion-ai/MedImageInsights", "transformers (image and text towers)",
                        "image-caption similarity 2.5 x max(cos, 0)")
-BIOMEDCLIP = _hub("microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", "open_clip",
-                  "image features of generated and real images (FID, agreement, diversity)")
+# The ViT image tower of BiomedCLIP in transformers layout, the model the MEDVQA-GI 2025 organizers'
+# scoring script loads (its CLS token is the feature of FID, agreement and diversity).
+BIOMEDCLIP = _hub("ikim-uk-essen/BiomedCLIP_ViT_patch16_224", "transformers (ViT image tower)",
+                  "CLS-token features of generated and real images (FID, agreement, diversity)")
 # No command fetches the UMLS pack: it is handed out after a UMLS licence login (the organizers' README).
 UMLS = ModelSpec("medcat/umls-model-pack", "medcat", "UMLS concepts of captions (concept F1)",
                  'unzip UMLS_PACK.zip -d "{target}"  # UMLS_PACK.zip: the MedCAT UMLS full model pack, downloaded '

@@ -166,6 +166,48 @@ def _transformers_image_text_model(path: Path) -> ImageTextModel:
     return ImageTextModel("transformers", model, processor, tokenizer, int(length))
 
 
+# --- vision CLS-token features (the MEDVQA-GI synthesis metrics) ------------------------------------
+
+
+@dataclass
+class VisionTokenModel:
+    """A transformers vision encoder whose features are ``last_hidden_state[:, 0, :]`` (the CLS token)."""
+
+    encoder: Any
+    image_processor: Any
+
+    def cls_features(self, images: list, batch_size: int = 32):
+        """(n, d) float64 numpy CLS-token features of PIL images (converted to RGB), in order."""
+        import numpy as np
+        import torch
+
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = [image.convert("RGB") for image in images[start:start + batch_size]]
+                pixels = self.image_processor(images=batch, return_tensors="pt")["pixel_values"].to(_device())
+                hidden = self.encoder(pixel_values=pixels).last_hidden_state
+                chunks.append(hidden[:, 0, :].double().cpu().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0))
+
+
+def vision_token_model(name: str, folder: Path) -> VisionTokenModel:
+    """The transformers model in ``folder`` (``AutoModel``, e.g. a ViT); a two-tower CLIP model gives its
+    vision tower, whose output is the same as ``CLIPVisionModel``'s. Remote code is never run."""
+
+    def load(path: Path) -> VisionTokenModel:
+        from transformers import AutoImageProcessor, AutoModel
+
+        if not (path / "config.json").is_file():
+            raise ModelUnusable(f"model {name} in {path} has no config.json: a transformers vision model is needed "
+                                "(as ikim-uk-essen/BiomedCLIP_ViT_patch16_224 ships)")
+        model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(_device())
+        encoder = getattr(model, "vision_model", model)
+        return VisionTokenModel(encoder, AutoImageProcessor.from_pretrained(path, local_files_only=True))
+
+    return cached("vision-token", folder, load)
+
+
 # --- AlignScore (nli_sp) and BLEURT: sequence classifiers -------------------------------------------
 
 

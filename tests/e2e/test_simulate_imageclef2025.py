@@ -64,7 +64,7 @@ def test_without_a_model_directory_the_model_tasks_say_which_models_are_missing(
     assert "model microsoft/deberta-xlarge-mnli not available" in caption.splitlines()[2]
     synthesis = stdout[stdout.index("\nvqa-gi-synthesis: "):]
     assert "ranked by nothing computable" in synthesis.splitlines()[1]
-    assert "model microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 not available" in synthesis.splitlines()[2]
+    assert "model ikim-uk-essen/BiomedCLIP_ViT_patch16_224 not available" in synthesis.splitlines()[2]
 
 
 def _mails_to(simulated, address: str) -> list:

@@ -39,7 +39,7 @@ def test_models_command_lists_every_model_with_presence_size_and_fetch_command(m
     assert entries[catalog.BIOMEDCLIP.name]["tasks"] == ["vqa-gi-synthesis"]
     table = cli("models", str(CAMPAIGN), env={"CLEF_MODEL_DIR": ""})
     assert table.returncode == 1 and "model directory: not set" in table.stdout and "0 present" in table.stdout
-    assert "MISSING" in table.stdout and "huggingface-cli download microsoft/BiomedCLIP" in table.stdout
+    assert "MISSING" in table.stdout and "huggingface-cli download ikim-uk-essen/BiomedCLIP_ViT_patch16_224" in table.stdout
 
 
 NO_TORCH = r"""

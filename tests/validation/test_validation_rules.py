@@ -158,6 +158,8 @@ def test_gold_types(gold_for):
     assert len(closed) == 6 and closed["option"].tolist() == [0, 2, 4, 1, 3, 5]
     real = load_gold("vqa-gi-images-zip", gold_for("vqa-gi-images-zip"))["real_images"]
     assert real["image"].tolist() == ["real000.png", "real001.png", "real002.png"]
+    mapping = load_gold("vqa-gi-images-zip", gold_for("vqa-gi-images-zip"))["real_mapping"]
+    assert mapping["prompt"].dtype == np.int64 and mapping["image"].tolist()[:3] == ["real000", "real001", "real002"]
 
 
 def test_real_images_of_the_synthesis_gold_are_checked(tmp_path):
@@ -171,7 +173,8 @@ def test_real_images_of_the_synthesis_gold_are_checked(tmp_path):
         load_gold("vqa-gi-images-zip", gold)
     (gold / "real" / "fake.png").unlink()
     assert missing_gold_files("vqa-gi-images-zip", ["prompts.csv"], ["synthesis_fidelity"]) == [
-        ("real", "stage real: a folder of files (needed by synthesis_fidelity)")]
+        ("real", "stage real: a folder of files (needed by synthesis_fidelity)"),
+        ("real_mapping.json", "stage real_mapping.json: json-mapping with prompt, image (needed by synthesis_fidelity)")]
     assert missing_gold_files("vqa-gi-images-zip", ["prompts.csv"], ["synthesis_agreement"]) == []
 
 

@@ -116,6 +116,8 @@ def _gold_vqa_images(folder: Path) -> None:
     (folder / "real").mkdir(exist_ok=True)
     for n in range(3):
         (folder / "real" / f"real{n:03d}.png").write_bytes(png_bytes(shade=40 * n))
+    mapping = {str(number): [f"real{n:03d}" for n in range(3)] for number in range(1, len(PROMPT_IDS) + 1)}
+    (folder / "real_mapping.json").write_text(json.dumps(mapping, indent=1), encoding="utf-8")
 
 
 def _gold_masks(folder: Path) -> None:

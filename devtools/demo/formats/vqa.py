@@ -3,7 +3,8 @@
 Answering: the test split stages colonoscopy-like PNGs and ``questions.json``; a run is the JSON
 list ``{index, img_id, question, answer}``; the gold is ``answers.json``. Synthesis: the test split
 stages ``prompts.csv``; a run is a zip of ten PNGs per prompt named ``prompt{NNNN}_img{NNNN}.png``;
-the gold is ``prompts.csv`` and the real images under ``real/`` (FID against them). Synthesis is scored
+the gold is ``prompts.csv``, the real images under ``real/`` and ``real_mapping.json`` (prompt number ->
+the real images of its objective, the pair of prompts (1, 2), (3, 4), ...; FID against them). Synthesis is scored
 only by model-based metrics, so its runs differ in their pictures, not in a quality a CPU can measure.
 """
 from __future__ import annotations
@@ -71,6 +72,16 @@ class VqaAnswering(FormatGenerator):
 
 
 REAL_IMAGES = 12
+REAL_PER_OBJECTIVE = 6  # each objective's real reference: its own slice of the real images
+
+
+def real_mapping(prompt_count: int) -> dict[str, list[str]]:
+    """Prompt number -> real image ids, the same for both prompts of an objective (as the organizers' file)."""
+    mapping = {}
+    for number in range(1, prompt_count + 1):
+        first = ((number - 1) // 2 * REAL_PER_OBJECTIVE) % REAL_IMAGES
+        mapping[str(number)] = [f"real{(first + k) % REAL_IMAGES + 1:03d}" for k in range(REAL_PER_OBJECTIVE)]
+    return mapping
 
 
 class VqaSynthesis(FormatGenerator):
@@ -90,7 +101,8 @@ class VqaSynthesis(FormatGenerator):
         # The real images the generated ones are compared with (FID); drawn apart so other draws stay as they were.
         real_rng = random.Random(f"{split}-real-{count}")
         real = {f"real/real{number:03d}.png": tiny_png(real_rng, 24, 24) for number in range(1, REAL_IMAGES + 1)}
-        return SplitMaterial([prompt_id for prompt_id, _ in prompts], files, {"prompts.csv": table, **real})
+        gold = {"prompts.csv": table, **real, "real_mapping.json": json_bytes(real_mapping(count))}
+        return SplitMaterial([prompt_id for prompt_id, _ in prompts], files, gold)
 
     def predict(self, material, index, correct, rng):
         prompt_id = material.items[index]

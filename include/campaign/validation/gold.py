@@ -122,7 +122,7 @@ def load_gold_file(folder: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.Da
         return pd.DataFrame({column: pd.Series(dtype=object) for column in spec.columns})
     if not path.exists():
         raise GoldError(f"gold file {path} is missing ({schema.format} needs {spec.path_name}: {', '.join(spec.columns)})")
-    loaders = {"csv": read_gold_csv, "json-list": read_gold_json, "lines": read_gold_lines,
+    loaders = {"csv": read_gold_csv, "json-list": read_gold_json, "json-mapping": read_gold_json_mapping, "lines": read_gold_lines,
                "mask-folder": read_gold_masks, "image-folder": read_gold_images, "run-format": read_gold_as_run}
     try:
         frame = loaders[spec.kind](path, spec, schema)
@@ -180,6 +180,28 @@ def read_gold_json(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.Data
         else pd.DataFrame({c: pd.Series(dtype=object) for c in spec.columns})
     for column in spec.str_columns:
         frame[column] = frame[column].map(str).astype(object)
+    return frame
+
+
+def read_gold_json_mapping(path: Path, spec: GoldFileSpec, schema: RunSchema) -> pd.DataFrame:
+    """A JSON object of lists, ``{"key": ["value", ...], ...}``: one row per (key, value), both strings,
+    in the file's order (the columns are the spec's two)."""
+    with path.open(encoding="utf-8-sig") as handle:
+        try:
+            mapping = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise GoldError(f"gold file {path} line {error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
+        raise GoldError(f"gold file {path} must hold a JSON object whose values are lists")
+    key_column = spec.columns[0]
+    if key_column in spec.int_columns:
+        bad = [key for key in mapping if not key.strip().isdigit()]
+        if bad:
+            raise GoldError(f"gold file {path}: key {bad[0]!r} must be a whole number ({key_column})")
+    rows = [(key.strip(), str(value)) for key, values in mapping.items() for value in values]
+    frame = pd.DataFrame(rows, columns=spec.columns[:2]).astype(object)
+    if key_column in spec.int_columns:
+        frame[key_column] = frame[key_column].astype("int64")
     return frame
 
 

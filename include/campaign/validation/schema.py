@@ -159,7 +159,7 @@ class MatchesGold(_Strict):
 
 class GoldFileSpec(_Strict):
     key: str
-    kind: Literal["csv", "json-list", "lines", "mask-folder", "image-folder", "run-format"]
+    kind: Literal["csv", "json-list", "json-mapping", "lines", "mask-folder", "image-folder", "run-format"]
     columns: list[str]
     file: str | None = None
     folder: str | None = None
