@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.s3_server import start_s3_server  # noqa: F401  (the S3 server of the stack, the tests and the benchmarks)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = PROJECT_ROOT / ".demo"
 DEMO_ACCESS_KEY = "clef-demo"
@@ -52,19 +54,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 # --- S3 ------------------------------------------------------------------------------------------
-
-
-def start_s3_server(port: int = 0):
-    """A moto S3 server in a thread on 127.0.0.1; returns (server, endpoint_url)."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    return server, f"http://{host}:{bound_port}"
 
 
 def s3_connection_json(endpoint_url: str, access_key: str = DEMO_ACCESS_KEY, secret_key: str = DEMO_SECRET_KEY) -> str:

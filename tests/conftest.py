@@ -1,6 +1,6 @@
 """The test harness: real servers on loopback, shared by the whole test run.
 
-- ``s3_endpoint``: one moto ``ThreadedMotoServer`` on 127.0.0.1 (free port), reached by boto3 over HTTP.
+- ``s3_endpoint``: one S3-only moto server (:mod:`devtools.s3_server`) on 127.0.0.1 (free port), reached by boto3 over HTTP.
 - ``store``: an :class:`ObjectStore` on a fresh versioned bucket per test.
 - ``smtp``: one aiosmtpd server on 127.0.0.1 that records messages; ``mailbox`` empties it per test.
 - ``airflow_home``: a temporary ``AIRFLOW_HOME`` migrated with ``airflow db migrate`` (SQLite), DAGs
