@@ -35,6 +35,7 @@ CALLABLES_RELIED_ON: dict[str, tuple[str, ...]] = {
     "airflow.models.trigger:handle_event_submit": ("event", "task_instance", "session"),
     "airflow.models.hitl:HITLDetail.as_resume_event_payload": (),
     "airflow.triggers.base:TriggerEvent": ("payload",),
+    "airflow.sdk.execution_time.supervisor:in_process_api_server": (),
 }
 # "module:ClassName" -> the attributes (columns, enum members, keys) this module reads or sets
 ATTRIBUTES_RELIED_ON: dict[str, tuple[str, ...]] = {
@@ -45,6 +46,7 @@ ATTRIBUTES_RELIED_ON: dict[str, tuple[str, ...]] = {
     "airflow.utils.state:DagRunState": ("RUNNING",),
     "airflow.utils.state:TaskInstanceState": ("SCHEDULED", "UP_FOR_RESCHEDULE", "AWAITING_INPUT", "DEFERRED"),
     "airflow.utils.types:DagRunType": ("ASSET_TRIGGERED",),
+    "airflow.api_fastapi.execution_api.app:InProcessExecutionAPI": ("transport",),
 }
 
 
@@ -83,6 +85,18 @@ def create_asset_triggered_runs() -> None:
         with prohibit_commit(session) as guard:
             runner._create_dagruns_for_dags(guard, session)
             guard.commit()
+
+
+def start_in_process_execution_api() -> None:
+    """Start the execution API that ``dag.test()`` runs tasks against, in this process, and have it answer
+    one request. Its first request sets up its versioned routes (Cadwyn), about 10 s here, once per
+    process; a benchmark starts it before its clock, as a deployment's api-server is up before any DAG run."""
+    import httpx
+
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    client = httpx.Client(transport=in_process_api_server().transport, base_url="http://in-process.invalid./")
+    client.get("/health").raise_for_status()  # not closed: the transport is the one dag.test() goes on using
 
 
 def execute_run(dag, run_id: str, poll_seconds: float = 0.5, timeout_seconds: float = 3600.0) -> None:

@@ -80,3 +80,12 @@ def test_no_other_dev_wing_module_imports_airflow():
     others = {str(path.relative_to(DEVTOOLS.parent)): airflow_imports(path) for path in DEVTOOLS.rglob("*.py") if path.name != "airflow_internals.py"}
     offenders = {path: found for path, found in others.items() if found}
     assert not offenders, f"Airflow is reached only through devtools/airflow_internals.py: {offenders}"
+
+
+def test_the_in_process_execution_api_starts_and_is_the_one_dag_test_uses(airflow_home):
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    airflow_internals.start_in_process_execution_api()
+    started = in_process_api_server().app
+    airflow_internals.start_in_process_execution_api()
+    assert in_process_api_server().app is started  # set up once per process, then reused by dag.test()

@@ -5,13 +5,16 @@ The DAG's mapped tasks call :func:`score_batch` (each run as :func:`score_one`);
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import math
+import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from include.campaign.config import Task
 from include.campaign.evaluation.gold import GoldCopy, gold_for_version
@@ -132,21 +135,107 @@ def score_one(ctx, task_id: str, version: str, item: Mapping[str, Any], part: st
     Never raises for a bad run: an invalid run is a result. Raises :class:`ScoringError` for a
     whole-task problem (no gold, broken gold, a version already finalized).
     """
-    return _score(ctx, _open_version(ctx, task_id, version), version, item, part)
+    opened = _open_version(ctx, task_id, version)
+    with tempfile.TemporaryDirectory(prefix="run-") as scratch:
+        summary, outputs = _judge(ctx, opened, version, item, part, _fetch(ctx.store, item, Path(scratch)))
+    outputs.write(ctx)
+    return summary
 
 
 def score_batch(ctx, items: list[Mapping[str, Any]], part: str | None = None) -> list[dict]:
     """Score a mapped instance's runs (each item names its ``task`` and ``version``), the ``part`` of
     each as :func:`score_one`; each version is checked once for the batch, not once per run. Summaries
-    keep ``task`` and ``version``."""
+    keep ``task`` and ``version``.
+
+    The object-store traffic overlaps the validation and metrics: the next run downloads and the last
+    runs' outputs upload while a run is judged (:class:`_RunTraffic`). As with one run at a time, a
+    fault of the store fails the batch, after every transfer under way has ended.
+    """
     opened: dict[tuple[str, str], tuple[Task, GoldCopy]] = {}
     summaries = []
-    for item in items:
-        key = (item["task"], item["version"])
-        if key not in opened:
-            opened[key] = _open_version(ctx, *key)
-        summaries.append({**_score(ctx, opened[key], item["version"], item, part), "task": item["task"], "version": item["version"]})
+    with _RunTraffic(ctx.store, items) as traffic:
+        for item, fetched in traffic.runs():
+            key = (item["task"], item["version"])
+            if key not in opened:
+                opened[key] = _open_version(ctx, *key)
+            summary, outputs = _judge(ctx, opened[key], item["version"], item, part, fetched)
+            traffic.write(ctx, outputs)
+            summaries.append({**summary, "task": item["task"], "version": item["version"]})
     return summaries
+
+
+class _RunTraffic:
+    """The batch's downloads, one run ahead of the run being judged, and its uploads, up to
+    ``WRITES_AHEAD`` runs behind it, each in one extra thread: the caller keeps validating and scoring
+    while the store answers (botocore waits on its socket without the GIL). Each downloaded run has
+    its own temporary folder, removed once the run is judged, or when the batch ends."""
+
+    WRITES_AHEAD = 4
+
+    def __init__(self, store, items: list[Mapping[str, Any]]):
+        self._store, self._items = store, list(items)
+        self._folders: list[Path] = []
+        self._downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-download")
+        self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-upload")
+        self._writing: collections.deque[Future] = collections.deque()
+
+    def __enter__(self) -> "_RunTraffic":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            self._downloads.shutdown(wait=True, cancel_futures=True)
+            self._uploads.shutdown(wait=True)
+            if exc_type is None:
+                while self._writing:
+                    self._writing.popleft().result()  # the first failed upload fails the batch
+        finally:
+            for folder in self._folders:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def runs(self) -> Iterator[tuple[Mapping[str, Any], "_FetchedRun"]]:
+        """(item, its downloaded run) in order, the next run downloading while the caller judges this one."""
+        ahead = self._download(0)
+        for index, item in enumerate(self._items):
+            folder, download = ahead
+            ahead = self._download(index + 1)
+            try:
+                yield item, download.result()
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _download(self, index: int) -> tuple[Path, Future] | None:
+        if index >= len(self._items):
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="run-"))
+        self._folders.append(folder)
+        return folder, self._downloads.submit(_fetch, self._store, self._items[index], folder)
+
+    def write(self, ctx, outputs: "_RunOutputs") -> None:
+        """Upload a judged run's outputs, first waiting for the oldest upload when too many are under way."""
+        while len(self._writing) >= self.WRITES_AHEAD:
+            self._writing.popleft().result()
+        self._writing.append(self._uploads.submit(outputs.write, ctx))
+
+
+@dataclass(frozen=True)
+class _FetchedRun:
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _RunOutputs:
+    """A judged run's files, to write into the version that scored it."""
+
+    task_id: str
+    version: str
+    team: str
+    run: str
+    objects: dict[str, tuple[bytes, str]]
+
+    def write(self, ctx) -> None:
+        write_run_outputs(ctx, self.task_id, self.version, self.team, self.run, self.objects)
 
 
 def _open_version(ctx, task_id: str, version: str) -> tuple[Task, GoldCopy]:
@@ -158,31 +247,34 @@ def _open_version(ctx, task_id: str, version: str) -> tuple[Task, GoldCopy]:
     return task, gold
 
 
-def _score(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, Any], part: str | None) -> dict:
+def _fetch(store, item: Mapping[str, Any], folder: Path) -> _FetchedRun:
+    """The collected run, downloaded into ``folder`` in one GET and hashed on the way."""
+    path = folder / segment(item["run"])
+    return _FetchedRun(path, download_with_sha256(store, item["key"], path))
+
+
+def _judge(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, Any], part: str | None,
+           fetched: _FetchedRun) -> tuple[dict, _RunOutputs]:
+    """The run's summary and the files to write for it: its validation and (if valid) its metrics, or why
+    it was not scored."""
     from include.models import parts  # the model part's hooks (imports no model library)
 
     task, gold = opened
-    limits = ctx.campaign.task_run_limits(task)
     metrics = parts.part_metrics(task, part)
-    with tempfile.TemporaryDirectory(prefix="run-") as scratch:
-        run_path = Path(scratch) / segment(item["run"])
-        sha256 = download_with_sha256(ctx.store, item["key"], run_path)
-        if item.get("sha256") and sha256 != item["sha256"]:
-            evaluation = RunEvaluation("error", {"verdict": "error"}, "", reason=(
-                f"the collected object {item['key']} has sha256 {sha256}, not {item['sha256']} as the collection "
-                "manifest says: it changed after collection, so it is not scored"))
-            evaluation.report["error"] = evaluation.text = evaluation.reason
-        else:
-            inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
-            evaluation = evaluate(task, run_path, gold.folder, limits, metrics=metrics, model_dir=ctx.settings.model_dir,
-                                  inputs_dir=inputs)
-    summary = _summary(item, sha256, evaluation, gold, version)
-    if part == parts.MODELS_PART:  # under models/ of the run's folder, written side by side
+    if item.get("sha256") and fetched.sha256 != item["sha256"]:
+        evaluation = RunEvaluation("error", {"verdict": "error"}, "", reason=(
+            f"the collected object {item['key']} has sha256 {fetched.sha256}, not {item['sha256']} as the collection "
+            "manifest says: it changed after collection, so it is not scored"))
+        evaluation.report["error"] = evaluation.text = evaluation.reason
+    else:
+        inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
+        evaluation = evaluate(task, fetched.path, gold.folder, ctx.campaign.task_run_limits(task), metrics=metrics,
+                              model_dir=ctx.settings.model_dir, inputs_dir=inputs)
+    summary = _summary(item, fetched.sha256, evaluation, gold, version)
+    if part == parts.MODELS_PART:  # under models/ of the run's folder
         objects = parts.model_part_objects(summary, evaluation, per_item_csv, dump_json)
-        write_run_outputs(ctx, task.id, version, summary["team"], summary["run"], objects)
-        return {**summary, "part": parts.MODELS_PART}
-    _write_run_outputs(ctx, task, version, summary, evaluation)
-    return summary
+        return {**summary, "part": parts.MODELS_PART}, _RunOutputs(task.id, version, summary["team"], summary["run"], objects)
+    return summary, _RunOutputs(task.id, version, summary["team"], summary["run"], _run_output_objects(summary, evaluation))
 
 
 def download_with_sha256(store, key: str, path: Path) -> str:
@@ -217,7 +309,8 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation: RunEvaluation) -> None:
+def _run_output_objects(summary: dict, evaluation: RunEvaluation) -> dict[str, tuple[bytes, str]]:
+    """The run's report (JSON and text), metrics and per-item scores; records the per-item file's sha256 in ``summary``."""
     from include.metrics.registry import METRICS
 
     detail = {
@@ -237,7 +330,7 @@ def _write_run_outputs(ctx, task: Task, version: str, summary: dict, evaluation:
     if evaluation.results:
         objects["per_item.csv"] = (per_item_csv(evaluation.results).encode("utf-8"), "text/csv; charset=utf-8")
         summary["per_item_sha256"] = hashlib.sha256(objects["per_item.csv"][0]).hexdigest()
-    write_run_outputs(ctx, task.id, version, summary["team"], summary["run"], objects)
+    return objects
 
 
 def per_item_csv(results: Mapping[str, Any]) -> str:
