@@ -11,6 +11,7 @@ listed in :mod:`.records`), and its leaderboard exports under ``leaderboards/<ta
   worker queue, and the join of a run's two parts: ``include/models/parts.py``);
 - :mod:`.gold` the task's gold folder, downloaded once per process and content;
 - :mod:`.scoring` one run: validate, score, write its outputs (shared with the ``score`` command);
+- :mod:`.item_csv` a run's per-item table as CSV, byte for byte what pandas' ``to_csv`` writes, faster;
 - :mod:`.diff` what changed between two versions;
 - :mod:`.lineage` what produced a version's numbers (code, libraries, gold, runs, who, why);
 - :mod:`.finalizing` completing a version: carry runs forward, write evaluation, diff, leaderboard, lineage.

@@ -341,6 +341,8 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
     """
     import pandas as pd
 
+    from include.campaign.evaluation.item_csv import table_csv
+
     columns = {name: result.per_item for name, result in results.items() if result.per_item is not None}
     for name, result in results.items():  # corpus-level metrics: their additive components (statistics.py)
         components = getattr(result, "components", None)
@@ -351,7 +353,7 @@ def per_item_csv(results: Mapping[str, Any]) -> str:
     table = pd.concat({name: _one_value_per_item(series) for name, series in columns.items()}, axis=1)
     table.index = table.index.astype(str)
     table.index.name = "item"
-    return table.sort_index().to_csv(lineterminator="\n")
+    return table_csv(table.sort_index())
 
 
 def _one_value_per_item(series):
