@@ -168,13 +168,15 @@ class _RunTraffic:
     """The batch's downloads, one run ahead of the run being judged, and its uploads, up to
     ``WRITES_AHEAD`` runs behind it, each in one extra thread: the caller keeps validating and scoring
     while the store answers (botocore waits on its socket without the GIL). Each downloaded run has
-    its own temporary folder, removed once the run is judged, or when the batch ends."""
+    its own temporary folder, made and removed by the download thread (each file-system call gives
+    up the GIL, and the caller would wait to take it back from the transfers), and any left when the
+    batch ends are removed then."""
 
     WRITES_AHEAD = 4
 
     def __init__(self, store, items: list[Mapping[str, Any]]):
         self._store, self._items = store, list(items)
-        self._folders: list[Path] = []
+        self._folders: set[Path] = set()
         self._downloads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-download")
         self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-upload")
         self._writing: collections.deque[Future] = collections.deque()
@@ -184,32 +186,43 @@ class _RunTraffic:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
-            self._downloads.shutdown(wait=True, cancel_futures=True)
+            self._downloads.shutdown(wait=True)
             self._uploads.shutdown(wait=True)
             if exc_type is None:
                 while self._writing:
                     self._writing.popleft().result()  # the first failed upload fails the batch
         finally:
-            for folder in self._folders:
-                shutil.rmtree(folder, ignore_errors=True)
+            for folder in list(self._folders):
+                self._remove(folder)
 
     def runs(self) -> Iterator[tuple[Mapping[str, Any], "_FetchedRun"]]:
         """(item, its downloaded run) in order, the next run downloading while the caller judges this one."""
         ahead = self._download(0)
         for index, item in enumerate(self._items):
-            folder, download = ahead
-            ahead = self._download(index + 1)
+            download, ahead = ahead, self._download(index + 1)
+            fetched = download.result()
             try:
-                yield item, download.result()
+                yield item, fetched
             finally:
-                shutil.rmtree(folder, ignore_errors=True)
+                self._remove_later(fetched.path.parent)
 
-    def _download(self, index: int) -> tuple[Path, Future] | None:
-        if index >= len(self._items):
-            return None
+    def _download(self, index: int) -> Future | None:
+        return self._downloads.submit(self._fetch, self._items[index]) if index < len(self._items) else None
+
+    def _fetch(self, item: Mapping[str, Any]) -> "_FetchedRun":
         folder = Path(tempfile.mkdtemp(prefix="run-"))
-        self._folders.append(folder)
-        return folder, self._downloads.submit(_fetch, self._store, self._items[index], folder)
+        self._folders.add(folder)
+        return _fetch(self._store, item, folder)
+
+    def _remove_later(self, folder: Path) -> None:
+        try:
+            self._downloads.submit(self._remove, folder)
+        except RuntimeError:  # the batch has ended, and its end removed every folder left
+            pass
+
+    def _remove(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        self._folders.discard(folder)
 
     def write(self, ctx, outputs: "_RunOutputs") -> None:
         """Upload a judged run's outputs, first waiting for the oldest upload when too many are under way."""
