@@ -100,3 +100,22 @@ def test_a_run_missing_from_the_store_fails_the_batch_and_leaves_no_scratch(ctx,
         evaluation.score_batch(ctx, items)
     assert entries[3]["key"] in str(raised.value)
     assert list(scratch.glob("run-*")) == []
+
+
+def test_a_gold_folder_lacking_a_file_stops_the_batch_naming_it_and_checks_it_once(ctx, scratch, monkeypatch):
+    from include.campaign.evaluation import scoring
+
+    stage_gold(ctx, TASK, {"other.csv": b"id,label\n1,0\n"})
+    collect(ctx, TASK, RUNS)
+    _, items = planned(ctx, "gold lacks labels.csv")
+    checks = []
+    monkeypatch.setattr(scoring, "_missing_gold", lambda task, folder, check=scoring._missing_gold: checks.append(folder) or check(task, folder))
+    with pytest.raises(evaluation.ScoringError, match=r"gans-detection: the gold folder .* lacks .*labels\.csv"):
+        evaluation.score_batch(ctx, items)
+    assert len(checks) == 1
+    stage_gold(ctx, TASK, gans_gold())
+    _, items = planned(ctx, "gold complete")
+    checks.clear()
+    assert [s["verdict"] for s in evaluation.score_batch(ctx, items)] == ["valid", "valid", "invalid", "valid", "valid", "valid"]
+    assert len(checks) == 1
+    assert list(scratch.glob("run-*")) == []

@@ -54,13 +54,14 @@ def metric_options(task: Task, model_dir: str | Path | None = None) -> dict[str,
 
 def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any = None,
              metrics: Iterable[str] | None = None, model_dir: str | Path | None = None,
-             inputs_dir: str | Path | None = None) -> RunEvaluation:
+             inputs_dir: str | Path | None = None, gold_checked: bool = False) -> RunEvaluation:
     """Validate one run file against the gold folder and score it if valid. Never raises for bad run content.
 
     ``limits`` are the task's run limits (default: the defaults). ``metrics`` (default: all the task's)
     is the part to compute: the ``default`` queue computes the CPU metrics, the ``models`` queue the
     model metrics (``include/models/parts.py``), with weights under ``model_dir`` and test images under
-    ``inputs_dir``. A broken gold folder is the organizers' problem and raises :class:`ScoringError`.
+    ``inputs_dir``. A broken gold folder is the organizers' problem and raises :class:`ScoringError`
+    (``gold_checked``: the caller has run :func:`check_gold_folder` on it already).
     """
     from include.campaign.validation import GoldError, validate_run
     from include.metrics import resolve_options, score_run
@@ -73,9 +74,8 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
         resolve_options(task.run_format, options, task.metrics)
     except ValueError as exc:  # the campaign file's fault, the same for every run
         raise ScoringError(f"task {task.id}: metric_options in the campaign file: {exc}") from None
-    missing = _missing_gold(task, Path(gold_dir))
-    if missing:
-        raise ScoringError(f"task {task.id}: the gold folder {gold_dir} lacks {'; '.join(fix for _, fix in missing)}")
+    if not gold_checked:
+        check_gold_folder(task, gold_dir)
     try:
         outcome = validate_run(task.run_format, Path(run_path), Path(gold_dir), limits, task.id, task.format_options)
     except GoldError as exc:
@@ -90,6 +90,14 @@ def evaluate(task: Task, run_path: str | Path, gold_dir: str | Path, limits: Any
     except Exception as exc:
         return _error_evaluation("scoring", exc, outcome.report, outcome.text)
     return RunEvaluation("valid", outcome.report, outcome.text, results)
+
+
+def check_gold_folder(task: Task, gold_dir: str | Path) -> None:
+    """Raise :class:`ScoringError` naming what the gold folder lacks for the task's metrics (a scoring
+    of many runs checks its gold folder once, then passes ``gold_checked`` to :func:`evaluate`)."""
+    missing = _missing_gold(task, Path(gold_dir))
+    if missing:
+        raise ScoringError(f"task {task.id}: the gold folder {gold_dir} lacks {'; '.join(fix for _, fix in missing)}")
 
 
 def _missing_gold(task: Task, folder: Path) -> list[tuple[str, str]]:
@@ -257,6 +265,7 @@ def _open_version(ctx, task_id: str, version: str) -> tuple[Task, GoldCopy]:
     gold = gold_for_version(ctx, task_id, version)
     if is_complete(ctx, task_id, version):
         raise ScoringError(f"task {task_id}: evaluation {version} is complete and never rewritten; allocate a new version")
+    check_gold_folder(task, gold.folder)
     return task, gold
 
 
@@ -282,7 +291,7 @@ def _judge(ctx, opened: tuple[Task, GoldCopy], version: str, item: Mapping[str, 
     else:
         inputs = parts.inputs_copy(ctx, task) if part != parts.CPU_PART and parts.has_model_part(task) else None
         evaluation = evaluate(task, fetched.path, gold.folder, ctx.campaign.task_run_limits(task), metrics=metrics,
-                              model_dir=ctx.settings.model_dir, inputs_dir=inputs)
+                              model_dir=ctx.settings.model_dir, inputs_dir=inputs, gold_checked=True)
     summary = _summary(item, fetched.sha256, evaluation, gold, version)
     if part == parts.MODELS_PART:  # under models/ of the run's folder
         objects = parts.model_part_objects(summary, evaluation, per_item_csv, dump_json)
