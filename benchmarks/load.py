@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -36,7 +34,8 @@ from include.campaign.context import CampaignContext  # noqa: E402
 from include.campaign.mail import SmtpSettings  # noqa: E402
 from include.campaign.registration import intake  # noqa: E402
 from include.campaign.store import ObjectStore, S3Settings  # noqa: E402
-from devtools.devstack import MailRecorder, free_port, start_smtp_server  # noqa: E402
+from devtools.devstack import MailRecorder, start_smtp_server  # noqa: E402
+from devtools.s3_server import start_s3_process  # noqa: E402
 
 RUNS_PER_TEAM = 5
 GROWTH_LIMIT = 1.5  # per-item figures may grow this much from the small to the large size
@@ -183,26 +182,9 @@ def report(stage: str, unit: str, small: Measure, large: Measure) -> bool:
     return call_growth <= GROWTH_LIMIT and other_growth <= GROWTH_LIMIT
 
 
-def start_moto_process() -> tuple[subprocess.Popen, str]:
-    """A moto S3 server in a child process (so its work does not compete for this one's GIL)."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server, endpoint
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the moto server did not start within 60 s")
-
-
 def on_fresh_servers(measure, count: int) -> Measure:
     """Each measurement on its own moto and SMTP servers, so none inherits another's objects."""
-    s3_server, endpoint = start_moto_process()
+    s3_server, endpoint = start_s3_process()
     smtp_server, smtp_port = start_smtp_server(MailRecorder())
     try:
         return measure(endpoint, smtp_port, count)

@@ -88,12 +88,22 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=2000)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
-    campaign_file = write_campaign(work, "Scoring benchmark")
-    from devtools.devstack import s3_connection_json, smtp_connection_json
     from devtools.s3_server import start_s3_process
 
     server, endpoint = start_s3_process()
+    try:
+        return measure(args, server, endpoint)
+    finally:  # the S3 server is a child process: stopped however the measurement ends
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def measure(args, server, endpoint: str) -> int:
+    """Stage the data, run the scoring DAG once, time the baseline, print the figures."""
+    from devtools.devstack import s3_connection_json, smtp_connection_json
+
+    work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
+    campaign_file = write_campaign(work, "Scoring benchmark")
     os.environ.update({
         "AIRFLOW_HOME": str(work / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow.db'}", "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
@@ -131,8 +141,6 @@ def main() -> int:
 
     # The same validation and metric code, timed directly in a fresh process, run by run.
     validate_seconds, metric_seconds = baseline_seconds(campaign_file, gold, manual, runs, work)
-    server.terminate()
-    server.wait(timeout=30)
     outside_metric = total - metric_seconds
     print(f"scoring DAG, {args.runs} runs x {args.images} images, one dag.test() run: {total:.1f} s ({total / args.runs * 1000:.0f} ms per run)")
     print(f"  metric code (score_run, same runs, fresh process):    {metric_seconds:7.1f} s  {metric_seconds / total:6.1%}")

@@ -28,7 +28,6 @@ import json
 import os
 import signal
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.s3_server import start_s3_server  # noqa: F401  (the S3 server of the stack, the tests and the benchmarks)
+from devtools.s3_server import free_port, start_s3_server  # noqa: F401  (the S3 server of the stack, the tests and the benchmarks)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = PROJECT_ROOT / ".demo"
@@ -45,12 +44,6 @@ DEMO_SECRET_KEY = "clef-demo-secret"
 # The principals that sign participants' links, as in docker-compose (moto accepts any key).
 DEMO_UPLOAD_KEY = ("clef-demo-upload", "clef-demo-upload-secret")
 DEMO_DOWNLOAD_KEY = ("clef-demo-download", "clef-demo-download-secret")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 # --- S3 ------------------------------------------------------------------------------------------

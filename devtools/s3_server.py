@@ -30,6 +30,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 60.0
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now, on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def s3_only_dispatcher():
     """moto's WSGI dispatcher, with every request outside ``/moto-api`` served by its S3 app."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -92,10 +99,7 @@ def start_s3_server(port: int = 0) -> tuple[S3Server, str]:
 def start_s3_process(port: int = 0, timeout: float = START_TIMEOUT_SECONDS) -> tuple[subprocess.Popen, str]:
     """An S3-only moto server in a child process on 127.0.0.1; returns (process, endpoint_url) once it
     accepts connections. Stop it with ``process.terminate()``."""
-    if not port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    port = port or free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen([sys.executable, "-m", "devtools.s3_server", "--port", str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
